@@ -1,0 +1,41 @@
+import type { ClientApplication, IdentityProvider, Resource, User } from '../model/types.ts';
+
+/** Stored-only fields (digests, sealed values) that no response ever carries. */
+type StoredClient = ClientApplication & {
+  secretDigest?: string;
+  retiringSecretDigest?: string;
+  identityProvider?: IdentityProvider & { clientSecretSealed?: string };
+};
+
+/**
+ * The outward form of a ClientApplication: the secret digest and the sealed provider secret never
+ * leave the server; reads show `clientSecretSet: true` instead (protocol.md §1, write-only secrets).
+ */
+export function presentClient(stored: ClientApplication): ClientApplication {
+  const { secretDigest: _s, retiringSecretDigest: _r, secret: _p, ...rest } = stored as StoredClient;
+  if (rest.identityProvider) {
+    const {
+      clientSecretSealed,
+      clientSecret: _c,
+      ...idp
+    } = rest.identityProvider as StoredClient['identityProvider'] & {};
+    rest.identityProvider = {
+      ...idp,
+      ...(clientSecretSealed ? { clientSecretSet: true } : {}),
+    } as IdentityProvider;
+  }
+  return rest;
+}
+
+/** The outward form of a User: `passwordHash` is served to no one. */
+export function presentUser(stored: User): User {
+  const { passwordHash: _h, ...rest } = stored;
+  return rest;
+}
+
+/** Removes every server-only field of any resource before it is answered. */
+export function present<T extends Resource>(resource: T): T {
+  if (resource.resourceType === 'ClientApplication') return presentClient(resource as never) as unknown as T;
+  if (resource.resourceType === 'User') return presentUser(resource as never) as unknown as T;
+  return resource;
+}

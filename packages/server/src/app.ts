@@ -1,0 +1,55 @@
+import formbody from '@fastify/formbody';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { registerAdminRoutes } from './admin/routes.ts';
+import { NotFound } from './errors/http-errors.ts';
+import { errorHandler } from './http/error-handler.ts';
+import { registerHealth } from './http/health.ts';
+import { loggerOptions } from './http/logger.ts';
+import type { Services } from './services/container.ts';
+
+export interface BuildOptions {
+  /** Replace the logger (tests capture log output to scan it for secrets). */
+  logger?: FastifyInstance['log'] | boolean;
+}
+
+/**
+ * Builds the Fastify application without listening: `main.ts` listens, tests listen on port 0.
+ */
+export async function buildApp(services: Services, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const { config } = services;
+  const app = Fastify({
+    ...(options.logger === undefined || options.logger === true
+      ? { logger: loggerOptions(config.logLevel) }
+      : options.logger === false
+        ? { logger: false }
+        : { loggerInstance: options.logger }),
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    // RB-03: bound what a request may carry before any handler runs.
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 512 },
+    // RB-04: `__proto__` / `constructor.prototype` keys in JSON are an error, not a pollution vector.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    // Schemas validate exactly what was sent: no silent coercion of "yes" into true.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance;
+
+  // The Medplum SDK sends every JSON body as application/fhir+json (protocol.md §2).
+  app.addContentTypeParser(
+    ['application/fhir+json', 'application/json-patch+json', 'application/scim+json'],
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'),
+  );
+  await app.register(formbody, { bodyLimit: config.bodyLimit });
+
+  app.decorateRequest('auth', undefined);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(async (request) => {
+    throw new NotFound(`No route for ${request.method} ${request.url.split('?', 1)[0]}`);
+  });
+
+  registerHealth(app, services);
+  registerAdminRoutes(app, services);
+  return app;
+}

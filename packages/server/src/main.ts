@@ -1,0 +1,87 @@
+/**
+ * Process entry: configuration → storage → migrations → bootstrap → listen; graceful shutdown on
+ * SIGTERM/SIGINT (stop accepting, finish in-flight requests, close pools).
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { bootstrap } from './services/bootstrap.ts';
+import { createServices } from './services/container.ts';
+import { resolveSecretKey } from './services/secret-key.ts';
+import { DataDirInUse, openStorage } from './storage/open.ts';
+
+function fail(message: string): never {
+  process.stderr.write(`fedhir: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`);
+    throw err;
+  }
+  const secretKey = resolveSecretKey(config, (m) => process.stderr.write(`fedhir: warning: ${m}\n`));
+
+  let db: Awaited<ReturnType<typeof openStorage>>;
+  try {
+    db = await openStorage(config);
+  } catch (err) {
+    if (err instanceof DataDirInUse) fail(err.message);
+    fail(`cannot open the database: ${(err as Error).message}`);
+  }
+
+  const services = await createServices(config, db, secretKey).catch((err: Error) => {
+    fail(`cannot start: ${err.message}`);
+  });
+  const admin = await bootstrap(db, services.repo, {
+    adminEmail: config.adminEmail,
+    adminPassword: config.adminPassword,
+    dataDir: config.dataDir,
+  });
+
+  const app = await buildApp(services);
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    await services.close();
+    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+  }
+
+  // Plain stdout, not the structured log: the generated password is shown once and never logged.
+  const lines = [``, `fedhir is running at ${config.baseUrl}`, `  storage: ${db.engine}`];
+  if (admin.generatedPassword) {
+    lines.push(
+      `  super admin: ${admin.email}`,
+      `  password:    ${admin.generatedPassword}   (shown once; also kept in ${admin.passwordFile ?? 'nowhere'}, mode 0600)`,
+    );
+  } else if (existsSync(join(config.dataDir, 'admin-password.txt'))) {
+    lines.push(`  super admin: ${admin.email} (password in ${join(config.dataDir, 'admin-password.txt')})`);
+  } else {
+    lines.push(`  super admin: ${admin.email}`);
+  }
+  lines.push(`  sign in:     ${config.baseUrl}oauth2/authorize  ·  health: ${config.baseUrl}healthcheck`, ``);
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    try {
+      await app.close();
+      await services.close();
+    } finally {
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+await main();

@@ -1,0 +1,153 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { decodeProtectedHeader, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import { InvalidToken } from './errors.ts';
+import type { KeyStore, SigningAlg } from './keys.ts';
+
+/** Claims fedhir puts in its access tokens (RFC 9068 §2.2 plus Medplum's `login_id`, `profile`). */
+export interface AccessTokenClaims {
+  nbf?: number;
+  iss: string;
+  sub: string;
+  aud: string;
+  exp: number;
+  iat: number;
+  jti: string;
+  login_id: string;
+  client_id?: string;
+  profile?: string;
+  scope: string;
+  username?: string;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  expiresIn: number;
+  claims: AccessTokenClaims;
+}
+
+export interface IdTokenInput {
+  sub: string;
+  clientId: string;
+  nonce?: string;
+  authTime: number;
+  fhirUser?: string;
+  accessToken?: string;
+  lifetimeSeconds: number;
+  alg: SigningAlg;
+  extra?: Record<string, unknown>;
+}
+
+/** Clock leeway for `exp`/`nbf`/`iat` checks of our own tokens. */
+const LEEWAY_SECONDS = 5;
+/** Bound of the verified-token cache; old entries go first (Map keeps insertion order). */
+const VERIFIED_CACHE_MAX = 50_000;
+
+/**
+ * Issues and verifies fedhir's JWTs with jose. Access tokens are RFC 9068 (`typ: at+jwt`, ES256,
+ * `aud` = this server), so an ID token (`aud` = a client id) can never pass as one.
+ *
+ * Verification is cached by the exact token string until its `exp` (performance.md: an ES256
+ * verification per API request would cap throughput); revocation is checked separately on every
+ * request by the caller, so the cache never extends a revoked session.
+ */
+export class TokenService {
+  private readonly verified = new Map<string, AccessTokenClaims>();
+
+  constructor(
+    private readonly keys: KeyStore,
+    private readonly issuer: string,
+  ) {}
+
+  async signAccessToken(
+    claims: Omit<AccessTokenClaims, 'iss' | 'aud' | 'exp' | 'iat' | 'nbf' | 'jti'>,
+    lifetimeSeconds: number,
+  ): Promise<IssuedAccessToken> {
+    const key = this.keys.signingKey('ES256');
+    const now = Math.floor(Date.now() / 1000);
+    const full: AccessTokenClaims = {
+      ...claims,
+      iss: this.issuer,
+      aud: this.issuer,
+      iat: now,
+      nbf: now,
+      exp: now + lifetimeSeconds,
+      jti: randomUUID(),
+    };
+    const token = await new SignJWT(full as unknown as JWTPayload)
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: key.kid })
+      .sign(key.privateKey);
+    return { token, expiresIn: lifetimeSeconds, claims: full };
+  }
+
+  /** OIDC Core §2 ID token; `at_hash` per §3.1.3.6 (left half of the hash of the access token). */
+  async signIdToken(input: IdTokenInput): Promise<string> {
+    const key = this.keys.signingKey(input.alg);
+    const now = Math.floor(Date.now() / 1000);
+    const payload: JWTPayload = {
+      ...input.extra,
+      iss: this.issuer,
+      sub: input.sub,
+      aud: input.clientId,
+      azp: input.clientId,
+      iat: now,
+      exp: now + input.lifetimeSeconds,
+      auth_time: input.authTime,
+      ...(input.nonce ? { nonce: input.nonce } : {}),
+      ...(input.fhirUser ? { fhirUser: input.fhirUser } : {}),
+      ...(input.accessToken ? { at_hash: atHash(input.accessToken) } : {}),
+    };
+    return new SignJWT(payload)
+      .setProtectedHeader({ alg: input.alg, typ: 'JWT', kid: key.kid })
+      .sign(key.privateKey);
+  }
+
+  /**
+   * Verifies one of our access tokens: signature by a known key, `typ` at+jwt, issuer, audience,
+   * exp/nbf with a small leeway. Throws {@link InvalidToken}. Does not check revocation.
+   */
+  async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
+    const cached = this.verified.get(token);
+    if (cached) {
+      if (cached.exp + LEEWAY_SECONDS > Date.now() / 1000) return cached;
+      this.verified.delete(token);
+      throw new InvalidToken('access token expired');
+    }
+    if (token.length > 8192 || token.split('.').length !== 3)
+      throw new InvalidToken('malformed access token');
+    let kid: string | undefined;
+    try {
+      kid = decodeProtectedHeader(token).kid;
+    } catch {
+      throw new InvalidToken('malformed access token');
+    }
+    const key = kid ? await this.keys.verificationKey(kid) : undefined;
+    if (key?.alg !== 'ES256') throw new InvalidToken('access token not signed by this server');
+    let claims: AccessTokenClaims;
+    try {
+      const result = await jwtVerify(token, key.publicKey, {
+        algorithms: ['ES256'],
+        issuer: this.issuer,
+        audience: this.issuer,
+        typ: 'at+jwt',
+        clockTolerance: LEEWAY_SECONDS,
+        requiredClaims: ['exp', 'iat', 'sub', 'jti'],
+      });
+      claims = result.payload as unknown as AccessTokenClaims;
+    } catch {
+      throw new InvalidToken('access token invalid or expired');
+    }
+    if (typeof claims.login_id !== 'string') throw new InvalidToken('access token has no login');
+    if (this.verified.size >= VERIFIED_CACHE_MAX) {
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(token, claims);
+    return claims;
+  }
+}
+
+/** OIDC Core §3.1.3.6: base64url of the left-most half of SHA-256 of the access token. */
+export function atHash(accessToken: string): string {
+  const hash = createHash('sha256').update(accessToken, 'ascii').digest();
+  return hash.subarray(0, hash.length / 2).toString('base64url');
+}

@@ -1,0 +1,72 @@
+import { Redis } from 'ioredis';
+import { AccessResolver } from '../auth/access.ts';
+import { LoginStore } from '../auth/logins.ts';
+import type { Config } from '../config.ts';
+import { SecretBox } from '../crypto/secret-box.ts';
+import { KeyStore } from '../oauth/keys.ts';
+import { TokenService } from '../oauth/tokens.ts';
+import type { Db } from '../storage/db.ts';
+import { migrate } from '../storage/migrations/index.ts';
+import { ResourceRepository } from '../storage/resources.ts';
+import { InvalidationBus } from './invalidation.ts';
+
+/** Everything the routes need, created once per process and shared by every request. */
+export interface Services {
+  config: Config;
+  db: Db;
+  repo: ResourceRepository;
+  box: SecretBox;
+  bus: InvalidationBus;
+  keys: KeyStore;
+  tokens: TokenService;
+  logins: LoginStore;
+  access: AccessResolver;
+  redis: Redis | undefined;
+  close(): Promise<void>;
+}
+
+function connectRedis(url: string): Redis {
+  const redis = new Redis(url, {
+    // Fail fast while Redis is down instead of queueing requests: callers fall back (TTL caches).
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    lazyConnect: false,
+  });
+  redis.on('error', () => {});
+  return redis;
+}
+
+/**
+ * Wires storage, keys and caches. `secretKey` is the resolved SECRET_KEY. Migrations run here, so a
+ * process never serves a schema it does not know.
+ */
+export async function createServices(config: Config, db: Db, secretKey: string): Promise<Services> {
+  await migrate(db);
+  const repo = new ResourceRepository(db);
+  const box = new SecretBox(secretKey);
+  const redis = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
+  const subscriber = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
+  const bus = new InvalidationBus(redis, subscriber);
+  const keys = new KeyStore(db, box, Math.max(config.accessTokenLifetime, 3600));
+  await keys.load();
+  const tokens = new TokenService(keys, config.baseUrl);
+  const logins = new LoginStore(db, bus);
+  const access = new AccessResolver(tokens, logins, repo, bus);
+  return {
+    config,
+    db,
+    repo,
+    box,
+    bus,
+    keys,
+    tokens,
+    logins,
+    access,
+    redis,
+    async close() {
+      subscriber?.disconnect();
+      redis?.disconnect();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import type { Db, Queryable } from './db.ts';
+
+/**
+ * The embedded engine: real PostgreSQL compiled to WASM, persisted under `dataDir`
+ * (or in memory when `dataDir` is undefined, for tests). PGlite is single-connection:
+ * it queues statements, and `transaction()` holds the connection exclusively.
+ */
+export async function createPgliteDb(dataDir: string | undefined): Promise<Db> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const db = await PGlite.create(dataDir);
+
+  const run = async <T>(target: Pick<PGlite, 'query'>, sql: string, params?: readonly unknown[]) => {
+    const result = await target.query<T>(sql, params as unknown[] | undefined);
+    return result.rows;
+  };
+
+  return {
+    engine: 'pglite',
+    query: (sql, params) => run(db, sql, params),
+    async exec(sql) {
+      await db.exec(sql);
+    },
+    transaction(fn) {
+      return db.transaction(async (t) => {
+        const tx: Queryable = {
+          query: (sql, params) => run(t, sql, params),
+          async exec(sql) {
+            await t.exec(sql);
+          },
+        };
+        return fn(tx);
+      });
+    },
+    async ping() {
+      await db.query('SELECT 1');
+    },
+    async close() {
+      if (!db.closed) await db.close();
+    },
+  };
+}
