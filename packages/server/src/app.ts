@@ -1,10 +1,14 @@
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin/routes.ts';
+import { registerAuthRoutes } from './auth/routes.ts';
 import { NotFound } from './errors/http-errors.ts';
 import { errorHandler } from './http/error-handler.ts';
 import { registerHealth } from './http/health.ts';
 import { loggerOptions } from './http/logger.ts';
+import { registerDiscovery } from './oauth/discovery.ts';
+import { registerSessionEndpoints } from './oauth/session-endpoints.ts';
+import { registerTokenEndpoint } from './oauth/token-endpoint.ts';
 import type { Services } from './services/container.ts';
 
 export interface BuildOptions {
@@ -51,5 +55,9 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
 
   registerHealth(app, services);
   registerAdminRoutes(app, services);
+  registerAuthRoutes(app, services);
+  registerTokenEndpoint(app, services);
+  registerSessionEndpoints(app, services);
+  registerDiscovery(app, services);
   return app;
 }

@@ -71,7 +71,7 @@ export class AccessResolver {
     };
   }
 
-  private async membership(id: string): Promise<ProjectMembership | undefined> {
+  async membership(id: string): Promise<ProjectMembership | undefined> {
     const cached = this.memberships.get(id);
     if (cached !== undefined) return cached ?? undefined;
     const membership = await this.repo.read<ProjectMembership>('ProjectMembership', id);
@@ -79,7 +79,7 @@ export class AccessResolver {
     return membership;
   }
 
-  private async project(id: string): Promise<Project | undefined> {
+  async project(id: string): Promise<Project | undefined> {
     const cached = this.projects.get(id);
     if (cached !== undefined) return cached ?? undefined;
     const project = await this.repo.read<Project>('Project', id);

@@ -3,7 +3,10 @@ import { AccessResolver } from '../auth/access.ts';
 import { LoginStore } from '../auth/logins.ts';
 import type { Config } from '../config.ts';
 import { SecretBox } from '../crypto/secret-box.ts';
+import { ClientLogins } from '../oauth/client-logins.ts';
+import { ClientStore } from '../oauth/clients.ts';
 import { KeyStore } from '../oauth/keys.ts';
+import { RefreshTokenStore } from '../oauth/refresh-tokens.ts';
 import { TokenService } from '../oauth/tokens.ts';
 import type { Db } from '../storage/db.ts';
 import { migrate } from '../storage/migrations/index.ts';
@@ -21,6 +24,9 @@ export interface Services {
   tokens: TokenService;
   logins: LoginStore;
   access: AccessResolver;
+  clients: ClientStore;
+  refreshTokens: RefreshTokenStore;
+  clientLogins: ClientLogins;
   redis: Redis | undefined;
   close(): Promise<void>;
 }
@@ -52,6 +58,9 @@ export async function createServices(config: Config, db: Db, secretKey: string):
   const tokens = new TokenService(keys, config.baseUrl);
   const logins = new LoginStore(db, bus);
   const access = new AccessResolver(tokens, logins, repo, bus);
+  const clients = new ClientStore(repo, bus);
+  const refreshTokens = new RefreshTokenStore(db);
+  const clientLogins = new ClientLogins(db, logins);
   return {
     config,
     db,
@@ -62,6 +71,9 @@ export async function createServices(config: Config, db: Db, secretKey: string):
     tokens,
     logins,
     access,
+    clients,
+    refreshTokens,
+    clientLogins,
     redis,
     async close() {
       subscriber?.disconnect();

@@ -37,6 +37,9 @@ export const m002AuthState: Migration = {
     );
     CREATE UNIQUE INDEX login_code_digest ON login (code_digest) WHERE code_digest IS NOT NULL;
     CREATE INDEX login_membership ON login (membership_id) WHERE revoked_at IS NULL;
+    -- client_credentials: one long-lived login per client secret (protocol.md §5), shared by instances.
+    CREATE UNIQUE INDEX login_client_credentials ON login (client_id, (details->>'secretDigest'))
+      WHERE auth_method = 'client_credentials' AND revoked_at IS NULL;
 
     CREATE TABLE refresh_token (
       digest text PRIMARY KEY,

@@ -1,0 +1,112 @@
+import type { FastifyInstance } from 'fastify';
+import { BadRequest } from '../errors/http-errors.ts';
+import { grantableScope } from '../oauth/scope.ts';
+import type { Services } from '../services/container.ts';
+import { describeSession } from './me.ts';
+import { authenticatePassword } from './password-sign-in.ts';
+import { authenticate, authOf } from './require-auth.ts';
+import { assertPkce, chooseMembership, startLogin } from './start-login.ts';
+
+const str = (max: number) => ({ type: 'string', maxLength: max }) as const;
+
+interface LoginBody {
+  email: string;
+  password: string;
+  projectId?: string;
+  clientId?: string;
+  scope?: string;
+  nonce?: string;
+  codeChallenge?: string;
+  codeChallengeMethod?: string;
+}
+
+/** Medplum-compatible /auth/* JSON routes (protocol.md §2). */
+export function registerAuthRoutes(app: FastifyInstance, services: Services): void {
+  app.post<{ Body: LoginBody }>(
+    '/auth/login',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['email', 'password'],
+          properties: {
+            email: str(320),
+            password: str(1024),
+            projectId: str(64),
+            clientId: str(64),
+            scope: str(2048),
+            nonce: str(512),
+            codeChallenge: str(128),
+            codeChallengeMethod: str(16),
+            remember: { type: 'boolean' },
+            resourceType: str(64),
+          },
+        },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const client = body.clientId ? await services.clients.get(body.clientId) : undefined;
+      if (body.clientId && (!client || client.status === 'off'))
+        throw new BadRequest('Client not found', 'clientId');
+      assertPkce(client, body.codeChallenge, body.codeChallengeMethod);
+      const user = await authenticatePassword(services, {
+        email: body.email,
+        password: body.password,
+        projectId: client?.meta.project ?? body.projectId,
+      });
+      const result = await startLogin(services, {
+        userRef: `User/${user.id}`,
+        authMethod: 'password',
+        client,
+        projectId: body.projectId,
+        scope: grantableScope(body.scope),
+        nonce: body.nonce,
+        codeChallenge: body.codeChallenge,
+        codeChallengeMethod: body.codeChallengeMethod,
+      });
+      if (result.code !== undefined) return { login: result.login.id, code: result.code };
+      return {
+        login: result.login.id,
+        memberships: result.memberships.map((m) => ({
+          id: m.id,
+          project: m.project,
+          profile: m.profile,
+        })),
+      };
+    },
+  );
+
+  app.post<{ Body: { login: string; profile: string } }>(
+    '/auth/profile',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['login', 'profile'],
+          properties: { login: str(64), profile: str(64) },
+        },
+      },
+    },
+    async (request) => {
+      const login = await services.logins.get(request.body.login);
+      const code = await chooseMembership(services, login, request.body.profile);
+      return { login: request.body.login, code };
+    },
+  );
+
+  app.post<{ Body: { email: string } }>(
+    '/auth/method',
+    {
+      schema: {
+        body: { type: 'object', required: ['email'], properties: { email: str(320), projectId: str(64) } },
+      },
+    },
+    // Home-realm discovery by e-mail domain arrives with external identity providers (issue 4).
+    async () => ({}),
+  );
+
+  app.get('/auth/me', { onRequest: authenticate(services) }, async (request, reply) => {
+    return reply.header('cache-control', 'no-store').send(await describeSession(services, authOf(request)));
+  });
+}

@@ -1,0 +1,57 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Services } from '../services/container.ts';
+import { identifyClient } from './client-auth.ts';
+import { InvalidRequest, UnsupportedGrantType } from './errors.ts';
+import { GRANTS } from './grants/index.ts';
+import { parseOAuthParams } from './params.ts';
+
+/** RFC 6749 §3.2 / RB-01: the token endpoint takes form bodies only. */
+export function assertFormBody(request: FastifyRequest): void {
+  const type = request.headers['content-type'] ?? '';
+  if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
+    throw new InvalidRequest('the request body must be application/x-www-form-urlencoded');
+  }
+}
+
+/** RFC 6749 §2.3.1: credentials never travel in the query string (OP-29). */
+export function assertNoQueryCredentials(request: FastifyRequest): void {
+  const query = request.query as Record<string, unknown>;
+  for (const name of ['client_secret', 'code', 'refresh_token', 'subject_token', 'code_verifier']) {
+    if (query && Object.hasOwn(query, name))
+      throw new InvalidRequest(`${name} must not be sent in the query string`);
+  }
+}
+
+/**
+ * POST /oauth2/token as a list of small steps: form body only, parameters single-valued, client
+ * identified once, grant dispatched through the registry. Every answer, success or error, carries
+ * `Cache-Control: no-store` (RFC 6749 §5.1, OP-33).
+ */
+export function registerTokenEndpoint(app: FastifyInstance, services: Services): void {
+  app.post('/oauth2/token', async (request, reply) => {
+    assertFormBody(request);
+    assertNoQueryCredentials(request);
+    const params = parseOAuthParams(request.body);
+    const grantType = params.grant_type;
+    if (grantType === undefined) throw new InvalidRequest('grant_type is required');
+    const grant = GRANTS.get(grantType);
+    if (!grant) throw new UnsupportedGrantType(`unsupported grant_type`);
+    const identity = await identifyClient(services.clients, {
+      authorization: request.headers.authorization,
+      clientId: params.client_id,
+      clientSecret: params.client_secret,
+      clientAssertion: params.client_assertion,
+    });
+    const body = await grant.handle({ services, params, identity, ip: request.ip });
+    return reply
+      .headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
+      .type('application/json')
+      .send(body);
+  });
+  app.get('/oauth2/token', async (_request, reply) => {
+    return reply
+      .code(405)
+      .headers({ allow: 'POST', 'cache-control': 'no-store', pragma: 'no-cache' })
+      .send({ error: 'invalid_request', error_description: 'use POST' });
+  });
+}
