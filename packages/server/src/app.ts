@@ -3,9 +3,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin/routes.ts';
 import { registerAuthRoutes } from './auth/routes.ts';
 import { NotFound } from './errors/http-errors.ts';
-import { errorHandler } from './http/error-handler.ts';
+import { registerCors } from './http/cors.ts';
+import { errorHandler, surfaceOf } from './http/error-handler.ts';
 import { registerHealth } from './http/health.ts';
 import { loggerOptions } from './http/logger.ts';
+import { registerAuthorize } from './oauth/authorize/routes.ts';
 import { registerDiscovery } from './oauth/discovery.ts';
 import { registerSessionEndpoints } from './oauth/session-endpoints.ts';
 import { registerTokenEndpoint } from './oauth/token-endpoint.ts';
@@ -46,8 +48,20 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
     app.getDefaultJsonParser('error', 'error'),
   );
   await app.register(formbody, { bodyLimit: config.bodyLimit });
+  await registerCors(app);
 
   app.decorateRequest('auth', undefined);
+  // Hosted pages are never framed and never cached (RFC 6749 §10.13, OP-17).
+  app.addHook('onSend', async (request, reply) => {
+    if (surfaceOf(request.url) === 'page') {
+      reply.headers({
+        'x-frame-options': 'DENY',
+        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        'cache-control': 'no-store',
+        'referrer-policy': 'no-referrer',
+      });
+    }
+  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(async (request) => {
     throw new NotFound(`No route for ${request.method} ${request.url.split('?', 1)[0]}`);
@@ -59,5 +73,6 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
   registerTokenEndpoint(app, services);
   registerSessionEndpoints(app, services);
   registerDiscovery(app, services);
+  registerAuthorize(app, services);
   return app;
 }
