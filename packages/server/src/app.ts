@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin/routes.ts';
 import { registerAuthRoutes } from './auth/routes.ts';
 import { NotFound } from './errors/http-errors.ts';
+import { registerFhirRoutes } from './fhir/routes.ts';
 import { registerCors } from './http/cors.ts';
 import { errorHandler, surfaceOf } from './http/error-handler.ts';
 import { registerHealth } from './http/health.ts';
@@ -74,5 +75,6 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
   registerSessionEndpoints(app, services);
   registerDiscovery(app, services);
   registerAuthorize(app, services);
+  registerFhirRoutes(app, services);
   return app;
 }

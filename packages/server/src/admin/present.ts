@@ -4,26 +4,32 @@ import type { ClientApplication, IdentityProvider, Resource, User } from '../mod
 type StoredClient = ClientApplication & {
   secretDigest?: string;
   retiringSecretDigest?: string;
-  identityProvider?: IdentityProvider & { clientSecretSealed?: string };
+  retiringSecretExpires?: string;
 };
 
+/** The provider's client secret is write-only: reads show `clientSecretSet: true` instead. */
+export function presentIdentityProvider(stored: IdentityProvider): IdentityProvider {
+  const {
+    clientSecretSealed,
+    clientSecret: _c,
+    ...idp
+  } = stored as IdentityProvider & { clientSecretSealed?: string };
+  return { ...idp, ...(clientSecretSealed ? { clientSecretSet: true } : {}) } as IdentityProvider;
+}
+
 /**
- * The outward form of a ClientApplication: the secret digest and the sealed provider secret never
- * leave the server; reads show `clientSecretSet: true` instead (protocol.md §1, write-only secrets).
+ * The outward form of a ClientApplication: the secret digests and the sealed provider secret never
+ * leave the server (protocol.md §1, write-only secrets).
  */
 export function presentClient(stored: ClientApplication): ClientApplication {
-  const { secretDigest: _s, retiringSecretDigest: _r, secret: _p, ...rest } = stored as StoredClient;
-  if (rest.identityProvider) {
-    const {
-      clientSecretSealed,
-      clientSecret: _c,
-      ...idp
-    } = rest.identityProvider as StoredClient['identityProvider'] & {};
-    rest.identityProvider = {
-      ...idp,
-      ...(clientSecretSealed ? { clientSecretSet: true } : {}),
-    } as IdentityProvider;
-  }
+  const {
+    secretDigest: _s,
+    retiringSecretDigest: _r,
+    retiringSecretExpires: _e,
+    secret: _p,
+    ...rest
+  } = stored as StoredClient;
+  if (rest.identityProvider) rest.identityProvider = presentIdentityProvider(rest.identityProvider);
   return rest;
 }
 
@@ -37,5 +43,11 @@ export function presentUser(stored: User): User {
 export function present<T extends Resource>(resource: T): T {
   if (resource.resourceType === 'ClientApplication') return presentClient(resource as never) as unknown as T;
   if (resource.resourceType === 'User') return presentUser(resource as never) as unknown as T;
+  if (resource.resourceType === 'DomainConfiguration' && resource.identityProvider) {
+    return {
+      ...resource,
+      identityProvider: presentIdentityProvider(resource.identityProvider as IdentityProvider),
+    };
+  }
   return resource;
 }
