@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin/routes.ts';
 import { registerAuthRoutes } from './auth/routes.ts';
 import { NotFound } from './errors/http-errors.ts';
+import { registerExternalRoutes } from './federation/routes.ts';
 import { registerFhirRoutes } from './fhir/routes.ts';
 import { registerCors } from './http/cors.ts';
 import { errorHandler, surfaceOf } from './http/error-handler.ts';
@@ -76,5 +77,6 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
   registerDiscovery(app, services);
   registerAuthorize(app, services);
   registerFhirRoutes(app, services);
+  registerExternalRoutes(app, services);
   return app;
 }

@@ -3,6 +3,7 @@ import { AccessResolver } from '../auth/access.ts';
 import { LoginStore } from '../auth/logins.ts';
 import type { Config } from '../config.ts';
 import { SecretBox } from '../crypto/secret-box.ts';
+import { createGuardedFetch, type GuardedFetch } from '../federation/outbound/index.ts';
 import { ClientLogins } from '../oauth/client-logins.ts';
 import { ClientStore } from '../oauth/clients.ts';
 import { KeyStore } from '../oauth/keys.ts';
@@ -27,6 +28,8 @@ export interface Services {
   clients: ClientStore;
   refreshTokens: RefreshTokenStore;
   clientLogins: ClientLogins;
+  /** The only door to identity providers: SSRF guard, no redirects, 5 s, 1 MiB (protocol.md §7.6). */
+  outbound: GuardedFetch;
   redis: Redis | undefined;
   close(): Promise<void>;
 }
@@ -61,6 +64,7 @@ export async function createServices(config: Config, db: Db, secretKey: string):
   const clients = new ClientStore(repo, bus);
   const refreshTokens = new RefreshTokenStore(db);
   const clientLogins = new ClientLogins(db, logins);
+  const outbound = createGuardedFetch({ allow: config.allowPrivateIdpUrls });
   return {
     config,
     db,
@@ -74,8 +78,10 @@ export async function createServices(config: Config, db: Db, secretKey: string):
     clients,
     refreshTokens,
     clientLogins,
+    outbound,
     redis,
     async close() {
+      await outbound.close();
       subscriber?.disconnect();
       redis?.disconnect();
       await db.close();

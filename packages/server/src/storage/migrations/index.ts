@@ -1,6 +1,7 @@
 import type { Db } from '../db.ts';
 import { m001Resources } from './001-resources.ts';
 import { m002AuthState } from './002-auth-state.ts';
+import { m003Federation } from './003-federation.ts';
 
 export interface Migration {
   version: number;
@@ -9,7 +10,7 @@ export interface Migration {
 }
 
 /** Every schema change, in order. Append only: an applied migration is never edited. */
-export const MIGRATIONS: readonly Migration[] = [m001Resources, m002AuthState];
+export const MIGRATIONS: readonly Migration[] = [m001Resources, m002AuthState, m003Federation];
 
 /** Arbitrary constant naming fedhir's migration lock among the database's advisory locks. */
 const MIGRATION_LOCK_KEY = 7_262_001;
