@@ -1,6 +1,7 @@
 import formbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin/routes.ts';
+import { registerLegacyExchange } from './auth/exchange-route.ts';
 import { registerAuthRoutes } from './auth/routes.ts';
 import { NotFound } from './errors/http-errors.ts';
 import { registerExternalRoutes } from './federation/routes.ts';
@@ -78,5 +79,6 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
   registerAuthorize(app, services);
   registerFhirRoutes(app, services);
   registerExternalRoutes(app, services);
+  registerLegacyExchange(app, services);
   return app;
 }

@@ -3,6 +3,8 @@ import { AccessResolver } from '../auth/access.ts';
 import { LoginStore } from '../auth/logins.ts';
 import type { Config } from '../config.ts';
 import { SecretBox } from '../crypto/secret-box.ts';
+import { TokenExchange } from '../federation/exchange.ts';
+import { JwksCache } from '../federation/jwks.ts';
 import { createGuardedFetch, type GuardedFetch } from '../federation/outbound/index.ts';
 import { ClientLogins } from '../oauth/client-logins.ts';
 import { ClientStore } from '../oauth/clients.ts';
@@ -30,6 +32,8 @@ export interface Services {
   clientLogins: ClientLogins;
   /** The only door to identity providers: SSRF guard, no redirects, 5 s, 1 MiB (protocol.md §7.6). */
   outbound: GuardedFetch;
+  jwks: JwksCache;
+  exchange: TokenExchange;
   redis: Redis | undefined;
   close(): Promise<void>;
 }
@@ -65,7 +69,8 @@ export async function createServices(config: Config, db: Db, secretKey: string):
   const refreshTokens = new RefreshTokenStore(db);
   const clientLogins = new ClientLogins(db, logins);
   const outbound = createGuardedFetch({ allow: config.allowPrivateIdpUrls });
-  return {
+  const jwks = new JwksCache(outbound);
+  const services: Services = {
     config,
     db,
     repo,
@@ -79,6 +84,8 @@ export async function createServices(config: Config, db: Db, secretKey: string):
     refreshTokens,
     clientLogins,
     outbound,
+    jwks,
+    exchange: undefined as unknown as TokenExchange,
     redis,
     async close() {
       await outbound.close();
@@ -87,4 +94,6 @@ export async function createServices(config: Config, db: Db, secretKey: string):
       await db.close();
     },
   };
+  services.exchange = new TokenExchange(services);
+  return services;
 }

@@ -16,18 +16,32 @@ export const refreshTokenGrant: Grant = {
   grantType: 'refresh_token',
   async handle({ services, params, identity }) {
     const token = required(params, 'refresh_token');
-    const rotation = await services.refreshTokens.rotate(token);
-    if (rotation.outcome === 'unknown') throw new InvalidGrant('invalid or expired refresh token');
-    const row = rotation.row;
-
-    if (row.clientId && identity.clientId !== undefined && identity.clientId !== row.clientId) {
-      if (rotation.outcome === 'reused') await services.logins.revoke(row.loginId);
+    // Every check that can fail comes before the rotation: a request refused for its client or its
+    // scope must not consume the token (else the rightful client's next refresh looks like reuse and
+    // revokes the session).
+    const stored = await services.refreshTokens.find(token);
+    if (!stored) throw new InvalidGrant('invalid or expired refresh token');
+    if (stored.clientId && identity.clientId !== undefined && identity.clientId !== stored.clientId) {
+      // A rotated token replayed by another client is reuse: revoke the family (protocol.md §5).
+      if (stored.rotatedAt) await services.logins.revoke(stored.loginId);
       throw new InvalidGrant('refresh token was issued to another client');
     }
-    const client = row.clientId ? await services.clients.get(row.clientId) : undefined;
+    const client = stored.clientId ? await services.clients.get(stored.clientId) : undefined;
     if (client?.requireClientAuth && !identity.authenticated) {
       throw new InvalidClient('client authentication required', identity.usedBasic);
     }
+    let scope = stored.scope;
+    if (params.scope !== undefined) {
+      // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+      const asked = grantableScope(params.scope, '');
+      if (!isSubset(asked, stored.scope)) throw new InvalidScope('scope exceeds the original grant');
+      scope = asked;
+    }
+
+    // One conditional UPDATE decides, across instances, which of concurrent uses rotates (RB-09).
+    const rotation = await services.refreshTokens.rotate(token);
+    if (rotation.outcome === 'unknown') throw new InvalidGrant('invalid or expired refresh token');
+    const row = rotation.row;
 
     if (rotation.outcome === 'reused') {
       const grace = refreshReuseGrace(client);
@@ -45,12 +59,6 @@ export const refreshTokenGrant: Grant = {
     const membership = await services.access.membership(login.membershipId);
     if (!membership || membership.active === false) throw new InvalidGrant('membership is not active');
 
-    let scope = row.scope;
-    if (params.scope !== undefined) {
-      const asked = grantableScope(params.scope, '');
-      if (!isSubset(asked, row.scope)) throw new InvalidScope('scope exceeds the original grant');
-      scope = asked;
-    }
     const full = await services.logins.get(row.loginId);
     const response = await issueTokens(services, {
       loginId: row.loginId,
@@ -61,6 +69,7 @@ export const refreshTokenGrant: Grant = {
       nonce: full?.nonce,
       authTime: full?.authTime ?? new Date(),
       refreshAllowed: true,
+      refreshExpiresAt: row.expiresAt,
     });
     if (refreshReuseGrace(client) > 0) {
       await services.refreshTokens.storeSuccessor(
