@@ -1,0 +1,156 @@
+/**
+ * The fedhir server under test, started once per run (ctx.shared) with the fixtures every fedhir
+ * case needs, all created through the public API: a project, a confidential client, a user that the
+ * loopback IdP vouches for, identity providers for the userinfo and jwks paths, a Patient, and a
+ * signed-in access token.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { CaseContext } from './case.ts';
+import type { Child } from './spawn.ts';
+
+export interface Fedhir {
+  server: Child;
+  idp: Child;
+  /** Confidential client whose identity provider is verified with userinfo. */
+  client: { id: string; secret: string };
+  /** Client whose identity provider is verified locally (jwks, audience `fedhir-bench-api`). */
+  jwksClient: { id: string };
+  patientId: string;
+  /** Access token of user1 (bearer cases). */
+  userToken: string;
+}
+
+export const JWKS_AUDIENCE = 'fedhir-bench-api';
+const ADMIN_EMAIL = 'admin@bench.example';
+const ADMIN_PASSWORD = 'bench-admin-password-0123456789';
+const USER_PASSWORD = 'bench-user1-password';
+
+async function api(origin: string, method: string, path: string, body?: unknown, token?: string) {
+  const response = await fetch(`${origin}${path}`, {
+    method,
+    headers: {
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const json = (await response.json()) as Record<string, unknown>;
+  if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** E-mail/password sign-in through /auth/login + the code grant, as @medplum/core does it. */
+async function signIn(origin: string, email: string, password: string, projectId?: string): Promise<string> {
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const login = await api(origin, 'POST', '/auth/login', {
+    email,
+    password,
+    projectId,
+    codeChallenge: challenge,
+    codeChallengeMethod: 'S256',
+  });
+  const response = await fetch(`${origin}/oauth2/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: String(login.code),
+      code_verifier: verifier,
+    }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const tokens = (await response.json()) as { access_token?: string };
+  if (!tokens.access_token) throw new Error(`sign-in failed: ${JSON.stringify(tokens)}`);
+  return tokens.access_token;
+}
+
+export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
+  return ctx.shared<Fedhir>('fedhir', async (sctx) => {
+    const idp = await sctx.spawnRef('userinfo-server');
+    const port = await sctx.freePort();
+    const origin = `http://127.0.0.1:${port}`;
+    const server = await sctx.spawn('packages/server/src/main.ts', {
+      name: 'fedhir',
+      env: {
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        BASE_URL: `${origin}/`,
+        DATA_DIR: sctx.tempDir('fedhir-data-'),
+        DATABASE_URL: sctx.databaseUrl,
+        REDIS_URL: sctx.redisUrl,
+        SECRET_KEY: sctx.databaseUrl ? 'bench-secret-key-0123456789-0123456789-0123' : undefined,
+        LOG_LEVEL: 'warn',
+        ADMIN_EMAIL,
+        ADMIN_PASSWORD,
+        ALLOW_PRIVATE_IDP_URLS: '127.0.0.1',
+      },
+      readyUrl: `${origin}/healthcheck`,
+      readyTimeoutMs: 60_000,
+    });
+
+    const superToken = await signIn(origin, ADMIN_EMAIL, ADMIN_PASSWORD);
+    const project = await api(origin, 'POST', '/admin/projects', { name: `Bench ${Date.now()}` }, superToken);
+    const projectId = String(project.id);
+    const invite = (email: string, admin: boolean, password: string) =>
+      api(
+        origin,
+        'POST',
+        `/admin/projects/${projectId}/invite`,
+        {
+          resourceType: 'Practitioner',
+          firstName: email.split('@')[0],
+          lastName: 'Bench',
+          email,
+          password,
+          admin,
+        },
+        superToken,
+      );
+    await invite('benchadmin@bench.example', true, ADMIN_PASSWORD);
+    await invite('user1@bench.example', false, USER_PASSWORD);
+    const adminToken = await signIn(origin, 'benchadmin@bench.example', ADMIN_PASSWORD, projectId);
+
+    const newClient = async (name: string, identityProvider: Record<string, unknown>) => {
+      const created = await api(origin, 'POST', `/admin/projects/${projectId}/client`, { name }, superToken);
+      const id = String(created.id);
+      const stored = await api(origin, 'GET', `/fhir/R4/ClientApplication/${id}`, undefined, adminToken);
+      await api(
+        origin,
+        'PUT',
+        `/fhir/R4/ClientApplication/${id}`,
+        { ...stored, identityProvider },
+        adminToken,
+      );
+      return { id, secret: String(created.secret) };
+    };
+    const client = await newClient('bench userinfo', {
+      userInfoUrl: `${idp.origin}/userinfo`,
+      clientId: 'bench-ext',
+    });
+    const jwksClient = await newClient('bench jwks', {
+      issuer: idp.origin,
+      audience: JWKS_AUDIENCE,
+      clientId: 'bench-ext',
+      tokenVerificationMethod: 'jwks',
+    });
+
+    const userToken = await signIn(origin, 'user1@bench.example', USER_PASSWORD, projectId);
+    const patient = await api(
+      origin,
+      'POST',
+      '/fhir/R4/Patient',
+      { resourceType: 'Patient', name: [{ given: ['Bench'], family: 'Patient' }] },
+      userToken,
+    );
+    return {
+      server,
+      idp,
+      client,
+      jwksClient: { id: jwksClient.id },
+      patientId: String(patient.id),
+      userToken,
+    };
+  });
+}
