@@ -135,6 +135,17 @@ export function accountKey(email: string): string {
   return `account:${email.trim().toLowerCase()}`;
 }
 
+/**
+ * The form in which a key is held in memory: itself when short, else its budget prefix (`ip:`,
+ * `client:`, `account:`) and the SHA-256 of the whole key, so that the memory cap bounds bytes too.
+ */
+export function limiterKey(key: string): string {
+  if (key.length <= MAX_RAW_KEY) return key;
+  const colon = key.indexOf(':');
+  const prefix = colon > 0 && colon <= 16 ? key.slice(0, colon + 1) : '';
+  return `${prefix}#${sha256(key)}`;
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis sync timed out after ${ms} ms`)), ms);
@@ -245,7 +256,7 @@ export class FailureLimiter {
    * the "tar pit" of RFC 6819 §5.1.4.2.4, before the lock of §5.1.4.2.3):
    * 0 until half of a budget is used, then doubling per further failure up to `delayMaxMs`; when the
    * budget is spent, {@link check} refuses outright. Apply it whether or not the account exists, so
-   * timing tells nothing (ASVS 5.0 V6.3.8, user enumeration). Await it with a timer, never block.
+   * timing tells nothing (no user enumeration: ASVS V6.3, §7.14). Await it with a timer, never block.
    */
   delayFor(keys: readonly string[]): number {
     const now = this.now();
@@ -275,9 +286,11 @@ export class FailureLimiter {
   sync(): Promise<void> {
     if (!this.redis) return Promise.resolve();
     if (!this.syncing) {
-      this.syncing = this.runSync(this.redis).finally(() => {
-        this.syncing = undefined;
-      });
+      this.syncing = this.runSync(this.redis)
+        .catch((err: unknown) => this.reportSyncFailure(err))
+        .finally(() => {
+          this.syncing = undefined;
+        });
     }
     return this.syncing;
   }
@@ -293,11 +306,7 @@ export class FailureLimiter {
   }
 
   private mapKey(key: string): string {
-    if (key.length <= MAX_RAW_KEY) return key;
-    // Keep the budget prefix (`ip:`, `client:`, `account:`) readable; hash the rest of the key.
-    const colon = key.indexOf(':');
-    const prefix = colon > 0 && colon <= 16 ? key.slice(0, colon + 1) : '';
-    return `${prefix}#${sha256(key)}`;
+    return limiterKey(key);
   }
 
   private limitFor(mapKey: string): number {

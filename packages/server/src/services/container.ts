@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { AuditLog } from '../audit/audit-log.ts';
 import { AccessResolver } from '../auth/access.ts';
 import { LoginStore } from '../auth/logins.ts';
 import type { Config } from '../config.ts';
@@ -10,6 +11,7 @@ import { ClientLogins } from '../oauth/client-logins.ts';
 import { ClientStore } from '../oauth/clients.ts';
 import { KeyStore } from '../oauth/keys.ts';
 import { RefreshTokenStore } from '../oauth/refresh-tokens.ts';
+import { FailureLimiter } from '../rate-limit/failure-limiter.ts';
 import { TokenService } from '../oauth/tokens.ts';
 import type { Db } from '../storage/db.ts';
 import { migrate } from '../storage/migrations/index.ts';
@@ -34,6 +36,10 @@ export interface Services {
   outbound: GuardedFetch;
   jwks: JwksCache;
   exchange: TokenExchange;
+  /** Counts failed authentication attempts per IP and per client/account (protocol.md §7.9, §7.14). */
+  limiter: FailureLimiter;
+  /** AuditEvents, batched off the request path, never dropped (performance.md). */
+  audit: AuditLog;
   redis: Redis | undefined;
   close(): Promise<void>;
 }
@@ -70,6 +76,9 @@ export async function createServices(config: Config, db: Db, secretKey: string):
   const clientLogins = new ClientLogins(db, logins);
   const outbound = createGuardedFetch({ allow: config.allowPrivateIdpUrls });
   const jwks = new JwksCache(outbound);
+  // The command connection, not the subscriber: a subscribed ioredis client cannot run commands.
+  const limiter = new FailureLimiter({ ...config.rateLimit, ...(redis ? { redis } : {}) });
+  const audit = new AuditLog(repo, { flushTimeoutMs: 5000 });
   const services: Services = {
     config,
     db,
@@ -85,9 +94,14 @@ export async function createServices(config: Config, db: Db, secretKey: string):
     clientLogins,
     outbound,
     jwks,
+    limiter,
+    audit,
     exchange: undefined as unknown as TokenExchange,
     redis,
     async close() {
+      // Order matters: audit events reach the database before it closes, counters reach Redis.
+      await audit.close();
+      await limiter.close();
       await outbound.close();
       subscriber?.disconnect();
       redis?.disconnect();

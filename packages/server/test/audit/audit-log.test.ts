@@ -1,0 +1,301 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { cleanReason } from '../../src/audit/audit-event.ts';
+import { type AuditEvent, AuditLog, type AuditLogger } from '../../src/audit/audit-log.ts';
+import type { Db, Queryable } from '../../src/storage/db.ts';
+import { migrate } from '../../src/storage/migrations/index.ts';
+import { ResourceRepository } from '../../src/storage/resources.ts';
+import { createTestDatabase, ENGINES, type TestDatabase } from '../support/db.ts';
+
+const PROJECT = '33333333-3333-4333-8333-333333333333';
+const USER = '44444444-4444-4444-8444-444444444444';
+const CLIENT = '55555555-5555-4555-8555-555555555555';
+const LOGIN = '66666666-6666-4666-8666-666666666666';
+
+/** A Db that counts statements and can be told to fail. */
+interface Probe {
+  statements: number;
+  /** Decides, per statement, whether to fail (before running it) or to run it and then fail. */
+  fail?: (sql: string, params: readonly unknown[] | undefined) => 'before' | 'after' | undefined;
+}
+
+function probe(db: Db, p: Probe): Db {
+  const transient = () => Object.assign(new Error('connection reset'), { code: 'ECONNRESET' });
+  return {
+    engine: db.engine,
+    async query<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+      p.statements++;
+      const mode = p.fail?.(sql, params);
+      if (mode === 'before') throw transient();
+      const rows = await db.query<T>(sql, params);
+      if (mode === 'after') throw transient(); // committed, but the answer is lost
+      return rows;
+    },
+    exec: (sql: string) => db.exec(sql),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) => db.transaction(fn),
+    ping: () => db.ping(),
+    close: () => db.close(),
+  };
+}
+
+function capture(): AuditLogger & { lines: { obj: object; msg: string }[] } {
+  const lines: { obj: object; msg: string }[] = [];
+  return {
+    lines,
+    warn: (obj, msg) => lines.push({ obj, msg }),
+    error: (obj, msg) => lines.push({ obj, msg }),
+  };
+}
+
+for (const engine of ENGINES) {
+  describe(`AuditLog on ${engine}`, () => {
+    let database: TestDatabase;
+
+    before(async () => {
+      database = await createTestDatabase(engine);
+      await migrate(database.db);
+    });
+    after(() => database.drop());
+    beforeEach(async () => {
+      await database.db.query(`DELETE FROM resource_history WHERE resource_type = 'AuditEvent'`);
+      await database.db.query(`DELETE FROM resource WHERE resource_type = 'AuditEvent'`);
+    });
+
+    async function stored(): Promise<AuditEvent[]> {
+      return (
+        await database.db.query<{ content: AuditEvent }>(
+          `SELECT content FROM resource WHERE resource_type = 'AuditEvent' ORDER BY content->>'recorded', id`,
+        )
+      ).map((r) => r.content);
+    }
+
+    async function historyCount(): Promise<number> {
+      const rows = await database.db.query<{ n: string | number }>(
+        `SELECT count(*) AS n FROM resource_history WHERE resource_type = 'AuditEvent'`,
+      );
+      return Number(rows[0]?.n);
+    }
+
+    test('1000 events: nothing written during record(), all written after flush() in few statements', async () => {
+      const p: Probe = { statements: 0 };
+      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), { logger: capture() });
+      for (let i = 0; i < 1000; i++) {
+        audit.record({ action: 'client-credentials', outcome: 'success', clientId: CLIENT, ip: '192.0.2.1' });
+      }
+      assert.equal(p.statements, 0, 'record() must not touch the database synchronously');
+      await audit.flush();
+      assert.ok(p.statements <= 5, `${p.statements} statements for 1000 events`);
+      assert.equal((await stored()).length, 1000);
+      assert.equal(await historyCount(), 1000, 'each event has its history row');
+      assert.deepEqual(audit.stats(), {
+        pending: 0,
+        written: 1000,
+        overflowed: 0,
+        rejected: 0,
+        failedWrites: 0,
+      });
+      await audit.close();
+    });
+
+    test('a partial batch is written by the timer, without flush()', async () => {
+      const audit = new AuditLog(new ResourceRepository(database.db), { flushIntervalMs: 50 });
+      audit.record({ action: 'logout', outcome: 'success', userId: USER, loginId: LOGIN });
+      const deadline = Date.now() + 3000;
+      while (audit.stats().written < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal((await stored()).length, 1);
+      await audit.close();
+    });
+
+    test('the stored AuditEvent has the FHIR R4 shape', async () => {
+      const audit = new AuditLog(new ResourceRepository(database.db));
+      const time = new Date('2025-01-02T03:04:05.000Z');
+      audit.record({
+        action: 'login',
+        outcome: 'minor-failure',
+        reason: 'invalid password',
+        ip: '2001:db8::1',
+        userId: USER,
+        clientId: CLIENT,
+        loginId: LOGIN,
+        projectId: PROJECT,
+        time,
+      });
+      audit.record({ action: 'userinfo', outcome: 'success', userId: USER });
+      await audit.flush();
+      const [login, query] = await stored();
+      assert.ok(login && query);
+      assert.equal(login.resourceType, 'AuditEvent');
+      assert.match(login.id, /^[0-9a-f-]{36}$/);
+      assert.match(login.meta.versionId, /^[0-9a-f-]{36}$/);
+      assert.equal(login.meta.project, PROJECT);
+      assert.deepEqual(login.type, {
+        system: 'http://dicom.nema.org/resources/ontology/DCM',
+        code: '110114',
+        display: 'User Authentication',
+      });
+      assert.equal(login.subtype[0]?.code, 'login');
+      assert.deepEqual(login.subtype[1], {
+        system: 'http://dicom.nema.org/resources/ontology/DCM',
+        code: '110122',
+        display: 'Login',
+      });
+      assert.equal(login.action, 'E');
+      assert.equal(login.recorded, time.toISOString());
+      assert.equal(login.outcome, '4');
+      assert.equal(login.outcomeDesc, 'invalid password');
+      assert.deepEqual(login.agent, [
+        {
+          who: { reference: `User/${USER}` },
+          requestor: true,
+          network: { address: '2001:db8::1', type: '2' },
+        },
+        { who: { reference: `ClientApplication/${CLIENT}` }, requestor: false },
+      ]);
+      assert.equal(login.source.observer.display, 'fedhir');
+      assert.deepEqual(login.entity, [{ what: { reference: `Login/${LOGIN}` } }]);
+      // The project column is set too, so project admins find it.
+      const rows = await database.db.query<{ project_id: string }>(
+        'SELECT project_id FROM resource WHERE id = $1',
+        [login.id],
+      );
+      assert.equal(rows[0]?.project_id, PROJECT);
+
+      assert.equal(query.type.code, '110112');
+      assert.equal(query.outcome, '0');
+      assert.equal(query.meta.project, undefined);
+      assert.equal(query.entity, undefined);
+      await audit.close();
+    });
+
+    test('ids that are not UUIDs, bad addresses and token-shaped reasons never reach the store', async () => {
+      const audit = new AuditLog(new ResourceRepository(database.db));
+      const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl';
+      audit.record({
+        action: 'token',
+        outcome: 'minor-failure',
+        reason: `bad code\n${jwt} secret=${'A'.repeat(40)}`,
+        clientId: "attacker-typed' client",
+        projectId: 'not-a-uuid',
+        userId: 'x',
+        ip: 'not an ip',
+        ...({ password: 'hunter2', refresh_token: 'r' } as object),
+      });
+      await audit.flush();
+      const [event] = await stored();
+      assert.ok(event);
+      const text = JSON.stringify(event);
+      for (const secret of [jwt, 'A'.repeat(40), 'hunter2', 'attacker-typed', 'not-a-uuid', 'not an ip']) {
+        assert.ok(!text.includes(secret), `${secret} leaked`);
+      }
+      assert.deepEqual(event.agent, [{ requestor: true }]);
+      assert.equal(event.outcomeDesc, 'bad code [redacted] [redacted]');
+      assert.equal(cleanReason('too many words '.repeat(40)).length, 200);
+      await audit.close();
+    });
+
+    test('a database failure loses nothing: the batch is retried with back-off', async () => {
+      let failures = 0;
+      const p: Probe = {
+        statements: 0,
+        fail: () => (failures++ < 2 ? 'before' : undefined),
+      };
+      const logger = capture();
+      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), { retryBaseMs: 20, logger });
+      for (let i = 0; i < 450; i++) audit.record({ action: 'refresh', outcome: 'success', userId: USER });
+      await audit.flush();
+      assert.equal((await stored()).length, 450);
+      assert.equal(await historyCount(), 450);
+      assert.equal(audit.stats().failedWrites, 2);
+      assert.ok(
+        logger.lines.some((l) => l.msg.startsWith('AUDIT:')),
+        'the failure is logged',
+      );
+      await audit.close();
+    });
+
+    test('a write that committed but lost its answer is not written twice', async () => {
+      let first = true;
+      const p: Probe = {
+        statements: 0,
+        fail: () => {
+          if (!first) return undefined;
+          first = false;
+          return 'after';
+        },
+      };
+      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), {
+        retryBaseMs: 10,
+        logger: capture(),
+      });
+      for (let i = 0; i < 30; i++) audit.record({ action: 'exchange', outcome: 'success', userId: USER });
+      await audit.flush();
+      for (let i = 0; i < 5; i++) audit.record({ action: 'exchange', outcome: 'success', userId: USER });
+      await audit.flush();
+      assert.equal((await stored()).length, 35);
+      assert.equal(await historyCount(), 35);
+      await audit.close();
+    });
+
+    test('a poison event is isolated and logged; the others are written', async () => {
+      const p: Probe = { statements: 0 };
+      const poisoned = probe(database.db, p);
+      const query = poisoned.query.bind(poisoned);
+      poisoned.query = async <T>(sql: string, params?: readonly unknown[]) => {
+        if (params?.some((v) => typeof v === 'string' && v.includes('poison'))) {
+          throw Object.assign(new Error('invalid input syntax'), { code: '22P02' });
+        }
+        return query<T>(sql, params);
+      };
+      const logger = capture();
+      const audit = new AuditLog(new ResourceRepository(poisoned), { logger });
+      audit.record({ action: 'login', outcome: 'success', userId: USER });
+      audit.record({ action: 'login', outcome: 'minor-failure', reason: 'poison' });
+      audit.record({ action: 'login', outcome: 'success', userId: USER });
+      await audit.flush();
+      assert.equal((await stored()).length, 2);
+      assert.equal(audit.stats().rejected, 1);
+      const line = logger.lines.find((l) => 'auditEvent' in l.obj);
+      assert.ok(line, 'the refused event is in the log');
+      await audit.close();
+    });
+
+    test('memory is bounded: beyond maxPending events are counted and logged loudly', async () => {
+      let down = true;
+      const p: Probe = { statements: 0, fail: () => (down ? 'before' : undefined) };
+      const logger = capture();
+      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), {
+        maxPending: 10,
+        retryBaseMs: 10,
+        retryMaxMs: 20,
+        flushTimeoutMs: 100,
+        logger,
+      });
+      for (let i = 0; i < 15; i++) audit.record({ action: 'token', outcome: 'success', clientId: CLIENT });
+      assert.equal(audit.stats().pending, 10);
+      assert.equal(audit.stats().overflowed, 5);
+      assert.ok(logger.lines.some((l) => l.msg.startsWith('AUDIT OVERFLOW')));
+      await assert.rejects(audit.flush(), /audit flush timed out: 10 events/);
+      down = false;
+      await audit.flush();
+      assert.equal((await stored()).length, 10);
+      await audit.close();
+    });
+
+    test('close() while the database is down logs every unwritten event in full', async () => {
+      const p: Probe = { statements: 0, fail: () => 'before' };
+      const logger = capture();
+      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), {
+        retryBaseMs: 10,
+        flushTimeoutMs: 100,
+        logger,
+      });
+      for (let i = 0; i < 3; i++) audit.record({ action: 'logout', outcome: 'success', userId: USER });
+      await audit.close();
+      assert.equal(logger.lines.filter((l) => 'auditEvent' in l.obj).length, 3);
+      assert.equal(audit.stats().pending, 0);
+      audit.record({ action: 'logout', outcome: 'success', userId: USER });
+      assert.equal(logger.lines.filter((l) => 'auditEvent' in l.obj).length, 4, 'after close: logged');
+      assert.equal((await stored()).length, 0);
+    });
+  });
+}
