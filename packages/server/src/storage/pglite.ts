@@ -9,7 +9,9 @@ import type { Db, Queryable } from './db.ts';
  */
 export async function createPgliteDb(dataDir: string | undefined): Promise<Db> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
+  // PGlite's WASM heap dominates the process's memory: 16 MB of shared buffers (instead of 128 MB)
+  // takes a reopened embedded server from ~365 MB to ~245 MB RSS; the OS page cache still caches files.
+  const db = await PGlite.create(dataDir, { postgresqlconf: ['shared_buffers = 16MB'] });
 
   const run = async <T>(target: Pick<PGlite, 'query'>, sql: string, params?: readonly unknown[]) => {
     const result = await target.query<T>(sql, params as unknown[] | undefined);
