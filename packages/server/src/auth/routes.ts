@@ -8,6 +8,12 @@ import { authenticate, authOf } from './require-auth.ts';
 import { assertPkce, chooseMembership, startLogin } from './start-login.ts';
 
 const str = (max: number) => ({ type: 'string', maxLength: max }) as const;
+/**
+ * A string that is stored (the nonce goes into the Login row): no control characters, so a NUL can
+ * never reach PostgreSQL's text type as a 500 (RB-02).
+ */
+const text = (max: number) =>
+  ({ type: 'string', maxLength: max, pattern: '^[^\\u0000-\\u001f\\u007f]*$' }) as const;
 
 interface LoginBody {
   email: string;
@@ -34,8 +40,8 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
             password: str(1024),
             projectId: str(64),
             clientId: str(64),
-            scope: str(2048),
-            nonce: str(512),
+            scope: text(2048),
+            nonce: text(512),
             codeChallenge: str(128),
             codeChallengeMethod: str(16),
             remember: { type: 'boolean' },

@@ -28,6 +28,8 @@ export interface IssueInput {
   authTime: Date;
   /** Whether a refresh token may be issued at all (not for client_credentials, not for super admins). */
   refreshAllowed: boolean;
+  /** On rotation: the family's absolute expiry, which the successor keeps. */
+  refreshExpiresAt?: Date | undefined;
 }
 
 /**
@@ -80,6 +82,7 @@ export async function issueTokens(services: Services, input: IssueInput): Promis
       clientId: input.client?.id,
       scope: input.scope,
       lifetimeSeconds: refreshTokenLifetime(config, input.client),
+      expiresAt: input.refreshExpiresAt,
     });
   }
   return response;

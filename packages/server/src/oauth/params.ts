@@ -4,6 +4,8 @@ import { InvalidRequest } from './errors.ts';
 export type OAuthParams = Readonly<Record<string, string | undefined>>;
 
 const MAX_PARAM_LENGTH = 16_384;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
  * RFC 6749 §3.1/§3.2: parameters are single-valued and an empty value counts as omitted. A repeated
@@ -19,6 +21,9 @@ export function parseOAuthParams(body: unknown): OAuthParams {
     if (Array.isArray(value)) throw new InvalidRequest(`parameter ${safeName(key)} is repeated`);
     if (typeof value !== 'string') throw new InvalidRequest(`parameter ${safeName(key)} is malformed`);
     if (value.length > MAX_PARAM_LENGTH) throw new InvalidRequest(`parameter ${safeName(key)} is too long`);
+    // RFC 6749 Appendix A: no OAuth parameter holds control characters (a NUL would also fail
+    // PostgreSQL's text type as a 500, RB-02).
+    if (CONTROL.test(value)) throw new InvalidRequest(`parameter ${safeName(key)} is malformed`);
     params[key] = value === '' ? undefined : value;
   }
   return params;

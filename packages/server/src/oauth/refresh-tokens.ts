@@ -46,17 +46,41 @@ export type Rotation =
 export class RefreshTokenStore {
   constructor(private readonly db: Db) {}
 
+  /**
+   * Issues a refresh token. `expiresAt` (a rotation) keeps the family's absolute expiry: rotating
+   * never extends a session (ASVS 10.4.8, OP-34); otherwise it expires `lifetimeSeconds` from now.
+   */
   async issue(
-    input: { loginId: string; clientId: string | undefined; scope: string; lifetimeSeconds: number },
+    input: {
+      loginId: string;
+      clientId: string | undefined;
+      scope: string;
+      lifetimeSeconds: number;
+      expiresAt?: Date | undefined;
+    },
     tx?: Queryable,
   ): Promise<string> {
     const token = randomSecret(32);
     await (tx ?? this.db).query(
       `INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, now(), now() + make_interval(secs => $5))`,
-      [digest(token), input.loginId, input.clientId ?? null, input.scope, input.lifetimeSeconds],
+       VALUES ($1, $2, $3, $4, now(), COALESCE($6::timestamptz, now() + make_interval(secs => $5)))`,
+      [
+        digest(token),
+        input.loginId,
+        input.clientId ?? null,
+        input.scope,
+        input.lifetimeSeconds,
+        input.expiresAt?.toISOString() ?? null,
+      ],
     );
     return token;
+  }
+
+  /** The stored row of a token, rotated or not, without consuming it. */
+  async find(token: string): Promise<RefreshRow | undefined> {
+    if (token.length === 0 || token.length > 512) return undefined;
+    const rows = await this.db.query<Row>('SELECT * FROM refresh_token WHERE digest = $1', [digest(token)]);
+    return rows[0] ? fromRow(rows[0]) : undefined;
   }
 
   async rotate(token: string): Promise<Rotation> {

@@ -5,19 +5,19 @@ import type { User } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
 import { identifyClient } from './client-auth.ts';
 import { InsufficientScope, InvalidClient, InvalidRequest, InvalidToken } from './errors.ts';
+import { requireFormBody, withStrictForms } from './form-body.ts';
 import { parseOAuthParams } from './params.ts';
 import { hasScope } from './scope.ts';
-import { assertFormBody } from './token-endpoint.ts';
 
 /**
  * RFC 6750 §2: the header, or (POST form only) `access_token` in the body — never the query (OP-45).
+ * A token in the query is refused as a token that was sent: 401 `invalid_token` (RFC 6750 §3.1,
+ * protocol.md §2), never accepted.
  */
 function userinfoToken(request: FastifyRequest): string | undefined {
   const query = request.query as Record<string, unknown> | undefined;
   if (query && Object.hasOwn(query, 'access_token')) {
-    throw new InvalidRequest('access_token must not be sent in the query string', 401, {
-      'www-authenticate': 'Bearer error="invalid_request"',
-    });
+    throw new InvalidToken('access_token must not be sent in the query string');
   }
   const header = AccessResolver.bearerToken(request);
   if (header) return header;
@@ -65,6 +65,10 @@ async function lookupToken(services: Services, token: string) {
 
 /** /oauth2/userinfo, /introspect, /revoke, /logout (protocol.md §2 "Userinfo, introspection, revocation"). */
 export function registerSessionEndpoints(app: FastifyInstance, services: Services): void {
+  withStrictForms(app, services.config.bodyLimit, (scope) => registerRoutes(scope, services));
+}
+
+function registerRoutes(app: FastifyInstance, services: Services): void {
   const userinfo = async (request: FastifyRequest) => {
     const auth = await resolveOrInvalid(services, userinfoToken(request));
     if (!hasScope(auth.claims.scope, 'openid'))
@@ -93,8 +97,7 @@ export function registerSessionEndpoints(app: FastifyInstance, services: Service
   );
 
   // RFC 7662: client authentication required; a client sees only its own tokens (OP-46).
-  app.post('/oauth2/introspect', async (request, reply) => {
-    assertFormBody(request);
+  app.post('/oauth2/introspect', { onRequest: requireFormBody }, async (request, reply) => {
     const params = parseOAuthParams(request.body);
     const identity = await identifyClient(services.clients, {
       authorization: request.headers.authorization,
@@ -138,8 +141,7 @@ export function registerSessionEndpoints(app: FastifyInstance, services: Service
   });
 
   // RFC 7009: revoking an access or refresh token revokes its Login; unknown tokens answer 200 (OP-47).
-  app.post('/oauth2/revoke', async (request, reply) => {
-    assertFormBody(request);
+  app.post('/oauth2/revoke', { onRequest: requireFormBody }, async (request, reply) => {
     const params = parseOAuthParams(request.body);
     const identity = await identifyClient(services.clients, {
       authorization: request.headers.authorization,

@@ -2,16 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Services } from '../services/container.ts';
 import { identifyClient } from './client-auth.ts';
 import { InvalidRequest, UnsupportedGrantType } from './errors.ts';
+import { requireFormBody, withStrictForms } from './form-body.ts';
 import { GRANTS } from './grants/index.ts';
 import { parseOAuthParams } from './params.ts';
-
-/** RFC 6749 §3.2 / RB-01: the token endpoint takes form bodies only. */
-export function assertFormBody(request: FastifyRequest): void {
-  const type = request.headers['content-type'] ?? '';
-  if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
-    throw new InvalidRequest('the request body must be application/x-www-form-urlencoded');
-  }
-}
 
 /** RFC 6749 §2.3.1: credentials never travel in the query string (OP-29). */
 export function assertNoQueryCredentials(request: FastifyRequest): void {
@@ -28,8 +21,11 @@ export function assertNoQueryCredentials(request: FastifyRequest): void {
  * `Cache-Control: no-store` (RFC 6749 §5.1, OP-33).
  */
 export function registerTokenEndpoint(app: FastifyInstance, services: Services): void {
-  app.post('/oauth2/token', async (request, reply) => {
-    assertFormBody(request);
+  withStrictForms(app, services.config.bodyLimit, (scope) => registerRoutes(scope, services));
+}
+
+function registerRoutes(app: FastifyInstance, services: Services): void {
+  app.post('/oauth2/token', { onRequest: requireFormBody }, async (request, reply) => {
     assertNoQueryCredentials(request);
     const params = parseOAuthParams(request.body);
     const grantType = params.grant_type;

@@ -37,7 +37,11 @@ export interface IdTokenInput {
   extra?: Record<string, unknown>;
 }
 
-/** Clock leeway for `exp`/`nbf`/`iat` checks of our own tokens. */
+/**
+ * Clock leeway for `nbf`/`iat` of our own tokens (a sibling instance's clock may run slightly ahead).
+ * `exp` gets none: RFC 7519 §4.1.4 says a token MUST NOT be accepted on or after it, and we are both
+ * issuer and audience, so a lifetime is exactly what we signed (OP-34: refused 1 s after exp).
+ */
 const LEEWAY_SECONDS = 5;
 /** Bound of the verified-token cache; old entries go first (Map keeps insertion order). */
 const VERIFIED_CACHE_MAX = 50_000;
@@ -108,7 +112,7 @@ export class TokenService {
   async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
     const cached = this.verified.get(token);
     if (cached) {
-      if (cached.exp + LEEWAY_SECONDS > Date.now() / 1000) return cached;
+      if (cached.exp > Date.now() / 1000) return cached;
       this.verified.delete(token);
       throw new InvalidToken('access token expired');
     }
@@ -136,6 +140,11 @@ export class TokenService {
     } catch {
       throw new InvalidToken('access token invalid or expired');
     }
+    // NumericDates are integers (RB-13): `1e309` parses to Infinity, which jose would take as "never".
+    if (![claims.exp, claims.iat, claims.nbf ?? 0].every(Number.isSafeInteger)) {
+      throw new InvalidToken('access token invalid or expired');
+    }
+    if (claims.exp <= Date.now() / 1000) throw new InvalidToken('access token invalid or expired');
     if (typeof claims.login_id !== 'string') throw new InvalidToken('access token has no login');
     if (this.verified.size >= VERIFIED_CACHE_MAX) {
       const oldest = this.verified.keys().next().value;

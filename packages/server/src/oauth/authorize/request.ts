@@ -35,6 +35,8 @@ export class AuthorizeRedirectError extends Error {
 }
 
 const MAX = 2048;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const CONTROL = /[\u0000-\u001f\u007f]/;
 /** Parameters whose repetition makes the request ambiguous before the redirect URI is known. */
 const ROUTING = ['client_id', 'redirect_uri'];
 const AUTHORIZE_PARAMS = [
@@ -88,6 +90,11 @@ export async function validateAuthorizeRequest(
   }
 
   const stateParam = single(raw, 'state');
+  // RFC 6749 Appendix A.5: state is 1*VSCHAR. One that is oversized or holds control characters is
+  // not echoed into a Location header (RB-05, RB-06): the request ends on the page.
+  if (stateParam.value !== undefined && (stateParam.value.length > MAX || CONTROL.test(stateParam.value))) {
+    throw new AuthorizePageError('state is too long or malformed');
+  }
   const state = stateParam.repeated ? undefined : stateParam.value;
   const fail = (error: string, description: string): never => {
     throw new AuthorizeRedirectError(error, description, redirectUri as string, state);
@@ -96,6 +103,7 @@ export async function validateAuthorizeRequest(
     if (single(raw, name).repeated) fail('invalid_request', `${name} is repeated`);
     const value = single(raw, name).value;
     if (value !== undefined && value.length > MAX) fail('invalid_request', `${name} is too long`);
+    if (value !== undefined && CONTROL.test(value)) fail('invalid_request', `${name} is malformed`);
   }
   if (single(raw, 'request').value !== undefined)
     fail('request_not_supported', 'request objects are not supported');

@@ -5,6 +5,7 @@ import { chooseMembership, startLogin } from '../../auth/start-login.ts';
 import { HttpError } from '../../errors/http-errors.ts';
 import { renderChooserPage, renderSignInPage } from '../../pages/sign-in-page.ts';
 import type { Services } from '../../services/container.ts';
+import { withStrictForms } from '../form-body.ts';
 import {
   AuthorizeRedirectError,
   type AuthorizeRequest,
@@ -165,6 +166,8 @@ export function registerAuthorize(app: FastifyInstance, services: Services): voi
     );
   };
 
-  app.get('/oauth2/authorize', handle);
-  app.post('/oauth2/authorize', handle);
+  withStrictForms(app, services.config.bodyLimit, (scope) => {
+    scope.get('/oauth2/authorize', handle);
+    scope.post('/oauth2/authorize', handle);
+  });
 }
