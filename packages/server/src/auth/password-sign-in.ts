@@ -1,7 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { verifyPassword } from '../crypto/password.ts';
 import { BadRequest } from '../errors/http-errors.ts';
+import { attempt } from '../http/attempts.ts';
 import { normalizeEmail } from '../model/email.ts';
 import type { User } from '../model/types.ts';
+import { accountKey } from '../rate-limit/failure-limiter.ts';
 import type { Services } from '../services/container.ts';
 
 /** One message for an unknown e-mail and a wrong password: no account oracle (§7.14). */
@@ -13,9 +16,28 @@ export const BAD_CREDENTIALS = 'Email or password is invalid';
  */
 export async function authenticatePassword(
   services: Services,
-  input: { email: unknown; password: unknown; projectId: string | undefined },
+  input: { email: unknown; password: unknown; projectId: string | undefined; ip: string },
 ): Promise<User> {
   const email = normalizeEmail(input.email);
+  // §7.14: a per-account and per-IP failure budget — slower answers past half of it, then 429.
+  const keys = [accountKey(email ?? String(input.email ?? '').slice(0, 320))];
+  return attempt(
+    services,
+    { action: 'login', ip: input.ip, keys, surface: 'http' },
+    async () => {
+      const delay = services.limiter.delayFor(keys);
+      if (delay > 0) await sleep(delay);
+      return checkPassword(services, email, input);
+    },
+    (user) => ({ userId: user.id, ...(user.meta.project ? { projectId: user.meta.project } : {}) }),
+  );
+}
+
+async function checkPassword(
+  services: Services,
+  email: string | undefined,
+  input: { password: unknown; projectId: string | undefined },
+): Promise<User> {
   const password = typeof input.password === 'string' ? input.password : '';
   let user: User | undefined;
   if (email) {

@@ -57,6 +57,7 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
         throw new BadRequest('Client not found', 'clientId');
       assertPkce(client, body.codeChallenge, body.codeChallengeMethod);
       const user = await authenticatePassword(services, {
+        ip: request.ip,
         email: body.email,
         password: body.password,
         projectId: client?.meta.project ?? body.projectId,

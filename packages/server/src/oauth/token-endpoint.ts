@@ -1,4 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AuditAction } from '../audit/audit-log.ts';
+import { attempt, auditFieldsOf } from '../http/attempts.ts';
+import { clientKey } from '../rate-limit/failure-limiter.ts';
 import type { Services } from '../services/container.ts';
 import { identifyClient } from './client-auth.ts';
 import { InvalidRequest, UnsupportedGrantType } from './errors.ts';
@@ -13,6 +16,21 @@ export function assertNoQueryCredentials(request: FastifyRequest): void {
     if (query && Object.hasOwn(query, name))
       throw new InvalidRequest(`${name} must not be sent in the query string`);
   }
+}
+
+const AUDIT_ACTIONS: Record<string, AuditAction> = {
+  authorization_code: 'token',
+  refresh_token: 'refresh',
+  client_credentials: 'client-credentials',
+  'urn:ietf:params:oauth:grant-type:token-exchange': 'exchange',
+};
+
+/** The client id of a Basic header, for rate-limit keys only (client-auth.ts does the real parsing). */
+function basicUser(header: string | undefined): string | undefined {
+  if (!header?.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon > 0 ? decoded.slice(0, Math.min(colon, 256)) : undefined;
 }
 
 /**
@@ -32,13 +50,30 @@ function registerRoutes(app: FastifyInstance, services: Services): void {
     if (grantType === undefined) throw new InvalidRequest('grant_type is required');
     const grant = GRANTS.get(grantType);
     if (!grant) throw new UnsupportedGrantType(`unsupported grant_type`);
-    const identity = await identifyClient(services.clients, {
-      authorization: request.headers.authorization,
-      clientId: params.client_id,
-      clientSecret: params.client_secret,
-      clientAssertion: params.client_assertion,
-    });
-    const body = await grant.handle({ services, params, identity, ip: request.ip });
+    const claimedClient = params.client_id ?? basicUser(request.headers.authorization);
+    const body = await attempt(
+      services,
+      {
+        action: AUDIT_ACTIONS[grantType] ?? 'token',
+        ip: request.ip,
+        keys: claimedClient ? [clientKey(claimedClient)] : [],
+        clientId: claimedClient,
+        surface: 'oauth',
+      },
+      async () => {
+        const identity = await identifyClient(services.clients, {
+          authorization: request.headers.authorization,
+          clientId: params.client_id,
+          clientSecret: params.client_secret,
+          clientAssertion: params.client_assertion,
+        });
+        return grant.handle({ services, params, identity, ip: request.ip });
+      },
+      (response) => ({
+        ...auditFieldsOf(response.access_token),
+        projectId: response.project.reference.replace('Project/', ''),
+      }),
+    );
     return reply
       .headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
       .type('application/json')

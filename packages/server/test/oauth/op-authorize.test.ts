@@ -464,10 +464,12 @@ describe('OP-15 iss on the redirect that ends the external-IdP flow', () => {
     assert.equal(`${app.origin}${app.pathname}`, CALLBACK);
     assert.equal(app.searchParams.get('iss'), issuer);
     assert.equal(app.searchParams.get('state'), state);
+    // §3.2 is /oauth2/authorize with the provider chosen up front: the code is bound to redirect_uri.
     const redeemed = await token(server, {
       grant_type: 'authorization_code',
       code: app.searchParams.get('code') as string,
       code_verifier: pkce.verifier,
+      redirect_uri: CALLBACK,
     });
     assert.equal(redeemed.status, 200, JSON.stringify(redeemed.body));
 

@@ -119,6 +119,7 @@ export function registerAuthorize(app: FastifyInstance, services: Services): voi
     } else {
       try {
         const user = await authenticatePassword(services, {
+          ip: request.ip,
           email: raw.email,
           password: raw.password,
           projectId: req.client.meta.project,
