@@ -1,12 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AccessResolver, type AuthContext } from '../auth/access.ts';
 import { digest } from '../crypto/digest.ts';
+import { attempt } from '../http/attempts.ts';
 import type { User } from '../model/types.ts';
+import { clientKey } from '../rate-limit/failure-limiter.ts';
 import type { Services } from '../services/container.ts';
 import { identifyClient } from './client-auth.ts';
 import { InsufficientScope, InvalidClient, InvalidRequest, InvalidToken } from './errors.ts';
 import { requireFormBody, withStrictForms } from './form-body.ts';
-import { parseOAuthParams } from './params.ts';
+import { type OAuthParams, parseOAuthParams } from './params.ts';
 import { hasScope } from './scope.ts';
 
 /**
@@ -63,6 +65,44 @@ async function lookupToken(services: Services, token: string) {
   };
 }
 
+/**
+ * Client authentication for introspection and revocation, counted by the failure limiter (OP-46:
+ * "rate-limited"). Introspection always needs a secret; revocation accepts `client_id` alone for
+ * clients that do not require authentication (RFC 7009 §2.1).
+ */
+async function endpointClient(
+  services: Services,
+  request: FastifyRequest,
+  params: OAuthParams,
+  action: 'introspect' | 'revoke',
+  secretRequired: boolean,
+) {
+  const claimed = params.client_id;
+  return attempt(
+    services,
+    {
+      action,
+      ip: request.ip,
+      keys: claimed ? [clientKey(claimed)] : [],
+      clientId: claimed,
+      surface: 'oauth',
+    },
+    async () => {
+      const identity = await identifyClient(services.clients, {
+        authorization: request.headers.authorization,
+        clientId: params.client_id,
+        clientSecret: params.client_secret,
+        clientAssertion: params.client_assertion,
+      });
+      const client = identity.client;
+      if (!client || ((secretRequired || client.requireClientAuth) && !identity.authenticated)) {
+        throw new InvalidClient('client authentication required', identity.usedBasic);
+      }
+      return { ...identity, client };
+    },
+  );
+}
+
 /** /oauth2/userinfo, /introspect, /revoke, /logout (protocol.md §2 "Userinfo, introspection, revocation"). */
 export function registerSessionEndpoints(app: FastifyInstance, services: Services): void {
   withStrictForms(app, services.config.bodyLimit, (scope) => registerRoutes(scope, services));
@@ -99,14 +139,7 @@ function registerRoutes(app: FastifyInstance, services: Services): void {
   // RFC 7662: client authentication required; a client sees only its own tokens (OP-46).
   app.post('/oauth2/introspect', { onRequest: requireFormBody }, async (request, reply) => {
     const params = parseOAuthParams(request.body);
-    const identity = await identifyClient(services.clients, {
-      authorization: request.headers.authorization,
-      clientId: params.client_id,
-      clientSecret: params.client_secret,
-      clientAssertion: params.client_assertion,
-    });
-    if (!identity.authenticated || !identity.client)
-      throw new InvalidClient('client authentication required', identity.usedBasic);
+    const identity = await endpointClient(services, request, params, 'introspect', true);
     reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' });
     const token = params.token;
     if (!token) throw new InvalidRequest('token is required');
@@ -143,21 +176,21 @@ function registerRoutes(app: FastifyInstance, services: Services): void {
   // RFC 7009: revoking an access or refresh token revokes its Login; unknown tokens answer 200 (OP-47).
   app.post('/oauth2/revoke', { onRequest: requireFormBody }, async (request, reply) => {
     const params = parseOAuthParams(request.body);
-    const identity = await identifyClient(services.clients, {
-      authorization: request.headers.authorization,
-      clientId: params.client_id,
-      clientSecret: params.client_secret,
-      clientAssertion: params.client_assertion,
-    });
-    if (!identity.client) throw new InvalidClient('client authentication required', identity.usedBasic);
-    if (identity.client.requireClientAuth && !identity.authenticated) {
-      throw new InvalidClient('client authentication required', identity.usedBasic);
-    }
+    const identity = await endpointClient(services, request, params, 'revoke', false);
     const token = params.token;
     if (!token) throw new InvalidRequest('token is required');
     const found = await lookupToken(services, token);
     // Another client's token stays valid: a documented 200 no-op (RFC 7009 §2.1, OP-48).
-    if (found && found.clientId === identity.client.id) await services.logins.revoke(found.loginId);
+    if (found && found.clientId === identity.client.id) {
+      await services.logins.revoke(found.loginId);
+      services.audit.record({
+        action: 'revoke',
+        outcome: 'success',
+        ip: request.ip,
+        clientId: identity.client.id,
+        loginId: found.loginId,
+      });
+    }
     return reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' }).send({});
   });
 
@@ -168,6 +201,14 @@ function registerRoutes(app: FastifyInstance, services: Services): void {
       try {
         const claims = await services.tokens.verifyAccessToken(token);
         await services.logins.revoke(claims.login_id);
+        services.audit.record({
+          action: 'logout',
+          outcome: 'success',
+          ip: request.ip,
+          loginId: claims.login_id,
+          userId: claims.sub,
+          ...(claims.client_id ? { clientId: claims.client_id } : {}),
+        });
       } catch {
         // An expired or unknown token has nothing left to revoke: logout still succeeds.
       }
