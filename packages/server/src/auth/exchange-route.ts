@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { TOKEN_TYPE_ACCESS } from '../federation/exchange.ts';
+import { attempt, auditFieldsOf } from '../http/attempts.ts';
 import { identifyClient } from '../oauth/client-auth.ts';
+import { clientKey } from '../rate-limit/failure-limiter.ts';
 import type { Services } from '../services/container.ts';
 
 /**
@@ -26,24 +28,43 @@ export function registerLegacyExchange(app: FastifyInstance, services: Services)
       },
     },
     async (request, reply) => {
-      const identity = await identifyClient(services.clients, {
-        authorization: undefined,
-        clientId: request.body.clientId,
-        clientSecret: undefined,
-        clientAssertion: undefined,
-      });
-      const response = await services.exchange.exchange({
-        identity,
-        subjectToken: request.body.externalAccessToken,
-        subjectTokenType: TOKEN_TYPE_ACCESS,
-        scope: request.body.scope,
-        membershipId: undefined,
-        audience: undefined,
-        resource: undefined,
-        requestedTokenType: undefined,
-        actorToken: undefined,
-        actorTokenType: undefined,
-      });
+      // The grant's failure budget and audit trail apply here too (protocol.md §4, §7.9; TX-31, TX-32):
+      // both count against the same client key, so the legacy door is no way around the limit.
+      const response = await attempt(
+        services,
+        {
+          action: 'exchange',
+          ip: request.ip,
+          keys: [clientKey(request.body.clientId)],
+          clientId: request.body.clientId,
+          surface: 'http',
+        },
+        async () => {
+          const identity = await identifyClient(services.clients, {
+            authorization: undefined,
+            clientId: request.body.clientId,
+            clientSecret: undefined,
+            clientAssertion: undefined,
+          });
+          return services.exchange.exchange({
+            identity,
+            subjectToken: request.body.externalAccessToken,
+            subjectTokenType: TOKEN_TYPE_ACCESS,
+            scope: request.body.scope,
+            membershipId: undefined,
+            audience: undefined,
+            resource: undefined,
+            requestedTokenType: undefined,
+            actorToken: undefined,
+            actorTokenType: undefined,
+            nonce: request.body.nonce,
+          });
+        },
+        (result) => ({
+          ...auditFieldsOf(result.access_token),
+          projectId: result.project.reference.replace('Project/', ''),
+        }),
+      );
       return reply
         .headers({
           'cache-control': 'no-store',

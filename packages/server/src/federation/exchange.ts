@@ -9,12 +9,11 @@ import { readClaims } from './claims.ts';
 import { mapIdentity } from './mapping.ts';
 import {
   ProviderError,
-  providerFailure,
   type ResolvedProvider,
   resolveProvider,
   type StoredIdentityProvider,
 } from './provider.ts';
-import { exchangeError } from './subject-token/errors.ts';
+import { exchangeError, verificationFailure } from './subject-token/errors.ts';
 import { type CachedOutcome, SubjectTokenCache } from './subject-token/subject-cache.ts';
 import { verifyJwtSubject } from './subject-token/verify-jwt.ts';
 import { verifyWithUserinfo } from './subject-token/verify-userinfo.ts';
@@ -38,6 +37,8 @@ export interface ExchangeRequest {
   requestedTokenType: string | undefined;
   actorToken: string | undefined;
   actorTokenType: string | undefined;
+  /** Legacy POST /auth/exchange only (protocol.md §2): copied into the ID token, as Medplum does. */
+  nonce?: string | undefined;
 }
 
 type Method = 'userinfo' | 'jwks' | 'introspection';
@@ -157,6 +158,7 @@ export class TokenExchange {
       clientId: client.id,
       profileRef: membership.profile.reference,
       scope,
+      nonce: request.nonce,
       authMethod: 'exchange',
       details: { provider: provider.key },
     });
@@ -167,6 +169,7 @@ export class TokenExchange {
       membership,
       client,
       scope,
+      nonce: request.nonce,
       authTime: login.authTime,
       refreshAllowed: project?.superAdmin !== true,
     });
@@ -189,7 +192,7 @@ export class TokenExchange {
           kind: type === TOKEN_TYPE_ID ? 'id_token' : 'access_token',
         });
       } catch (err) {
-        throw providerFailure(err, 'jwks');
+        throw verificationFailure(err, 'jwks');
       }
     }
     // On the weaker paths, a JWT subject token for another audience is refused before any call
@@ -261,7 +264,7 @@ export class TokenExchange {
             throw new ProviderError('unavailable', 'introspection: identity provider unavailable');
           result = await oauth.processIntrospectionResponse(provider.as, provider.client, response);
         } catch (err) {
-          throw providerFailure(err, 'introspection');
+          throw verificationFailure(err, 'introspection');
         }
         if (result.active !== true)
           return { ok: false, reason: 'the identity provider reports the token inactive' };

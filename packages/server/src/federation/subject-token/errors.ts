@@ -5,7 +5,8 @@ import {
   UnauthorizedClient,
 } from '../../oauth/errors.ts';
 import { MappingError } from '../mapping.ts';
-import { ProviderError } from '../provider.ts';
+import { findOutboundError } from '../outbound/outbound-error.ts';
+import { ProviderError, providerFailure } from '../provider.ts';
 
 /** Upper bound on a Retry-After passed on from a provider (seconds). */
 const MAX_RETRY_AFTER = 60;
@@ -37,4 +38,19 @@ export function exchangeError(err: unknown): OAuthError | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * An outbound failure on a subject-token verification path (userinfo, jwks, introspection). A
+ * provider address that the guard refuses at connect time (a name resolving to a private address,
+ * protocol.md §7.6) leaves the subject token unverifiable, as a redirect to such an address does:
+ * `invalid_request` (RFC 8693 §2.2.2; TX-18), not a fault of the client. Anything else as
+ * {@link providerFailure}.
+ */
+export function verificationFailure(err: unknown, what: string): Error {
+  const outbound = findOutboundError(err);
+  if (outbound?.code === 'blocked_address' || outbound?.code === 'blocked_scheme') {
+    return new InvalidRequest(`${what}: the identity provider address is not allowed`);
+  }
+  return providerFailure(outbound ?? err, what);
 }

@@ -7,7 +7,22 @@ export type CachedOutcome = { ok: true; claims: Record<string, unknown> } | { ok
 
 const POSITIVE_MAX_MS = 5 * 60 * 1000;
 const NEGATIVE_MS = 30 * 1000;
-const PREFIX = 'fedhir:subject:';
+/** Redis key prefix of shared entries (the rest of the key is {@link SubjectTokenCache.key}). */
+export const SUBJECT_CACHE_PREFIX = 'fedhir:subject:';
+
+/**
+ * How long a positive outcome may be reused: min(5 min, the token's expiry when known) — known from
+ * the token itself (a JWT's `exp`) or from the verified claims (RFC 7662 §2.2 introspection answers
+ * `exp`), so a cached verdict never outlives the token it vouches for (protocol.md §4).
+ */
+function positiveTtl(claims: Record<string, unknown>, expiresAtMs: number | undefined): number {
+  const now = Date.now();
+  let ttl = POSITIVE_MAX_MS;
+  if (expiresAtMs !== undefined) ttl = Math.min(ttl, expiresAtMs - now);
+  if (typeof claims.exp === 'number' && Number.isFinite(claims.exp))
+    ttl = Math.min(ttl, claims.exp * 1000 - now);
+  return ttl;
+}
 
 /**
  * Cache of subject-token verifications (protocol.md §4 "Userinfo cache"): keyed by SHA-256 of the
@@ -26,7 +41,7 @@ export class SubjectTokenCache {
   }
 
   /**
-   * The cached outcome, or `load()`'s, stored for `ttlMs(outcome)`. Concurrent callers of one key
+   * The cached outcome, or `load()`'s, stored for {@link positiveTtl} (rejections 30 s). Concurrent callers of one key
    * share one `load()`.
    */
   async get(
@@ -42,12 +57,12 @@ export class SubjectTokenCache {
       const shared = await this.readShared(key);
       if (shared) return shared;
       const outcome = await load();
-      const ttl = outcome.ok
-        ? Math.min(POSITIVE_MAX_MS, expiresAtMs !== undefined ? expiresAtMs - Date.now() : POSITIVE_MAX_MS)
-        : NEGATIVE_MS;
+      const ttl = outcome.ok ? positiveTtl(outcome.claims, expiresAtMs) : NEGATIVE_MS;
       if (ttl > 0) {
         this.local.set(key, outcome, ttl);
-        this.redis?.set(PREFIX + key, JSON.stringify(outcome), 'PX', Math.ceil(ttl)).catch(() => {});
+        this.redis
+          ?.set(SUBJECT_CACHE_PREFIX + key, JSON.stringify(outcome), 'PX', Math.ceil(ttl))
+          .catch(() => {});
       }
       return outcome;
     })();
@@ -60,9 +75,12 @@ export class SubjectTokenCache {
   }
 
   private async readShared(key: string): Promise<CachedOutcome | undefined> {
-    if (!this.redis || this.redis.status !== 'ready') return undefined;
+    if (this.redis?.status !== 'ready') return undefined;
     try {
-      const [value, ttl] = await Promise.all([this.redis.get(PREFIX + key), this.redis.pttl(PREFIX + key)]);
+      const [value, ttl] = await Promise.all([
+        this.redis.get(SUBJECT_CACHE_PREFIX + key),
+        this.redis.pttl(SUBJECT_CACHE_PREFIX + key),
+      ]);
       if (!value) return undefined;
       const outcome = JSON.parse(value) as CachedOutcome;
       if (ttl > 0) this.local.set(key, outcome, ttl);

@@ -1,6 +1,7 @@
 import { type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type { GuardedFetch } from '../outbound/index.ts';
-import { ProviderError, providerFailure } from '../provider.ts';
+import { ProviderError } from '../provider.ts';
+import { verificationFailure } from './errors.ts';
 import type { CachedOutcome } from './subject-cache.ts';
 
 function retryAfter(response: Response): number | undefined {
@@ -27,7 +28,7 @@ export async function verifyWithUserinfo(
       headers: { authorization: `Bearer ${token}`, accept: 'application/json, application/jwt' },
     });
   } catch (err) {
-    throw providerFailure(err, 'userinfo');
+    throw verificationFailure(err, 'userinfo');
   }
   if (response.status === 401 || response.status === 403) {
     return { ok: false, reason: `the identity provider rejected the token (${response.status})` };
