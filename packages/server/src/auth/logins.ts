@@ -141,14 +141,31 @@ export class LoginStore {
   }
 
   /** Creates a login; with `withCode`, also a single-use authorization code (answered once). */
-  async create(input: NewLogin, options: { withCode?: boolean; tx?: Queryable } = {}) {
-    const id = randomUUID();
+  async create(
+    input: NewLogin,
+    options: {
+      withCode?: boolean;
+      tx?: Queryable;
+      /** Use this id (tokens already signed for it). */
+      id?: string;
+      /** A refresh token of this login, written in the same statement (one round trip). */
+      refresh?: { token: string; clientId: string | undefined; scope: string; lifetimeSeconds: number };
+    } = {},
+  ) {
+    const id = options.id ?? randomUUID();
     const code = options.withCode ? randomSecret(32) : undefined;
+    const refresh = options.refresh;
     const rows = await (options.tx ?? this.db).query<LoginRow>(
-      `INSERT INTO login (id, user_ref, membership_id, project_id, client_id, profile_ref, scope, nonce,
-         code_challenge, code_challenge_method, redirect_uri, code_digest, code_expires_at, auth_method, auth_time, details)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now(), $15::jsonb)
-       RETURNING *`,
+      `WITH l AS (
+         INSERT INTO login (id, user_ref, membership_id, project_id, client_id, profile_ref, scope, nonce,
+           code_challenge, code_challenge_method, redirect_uri, code_digest, code_expires_at, auth_method, auth_time, details)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now(), $15::jsonb)
+         RETURNING *
+       ), r AS (
+         INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
+         SELECT $16, l.id, $17, $18, now(), now() + make_interval(secs => $19) FROM l WHERE $16::text IS NOT NULL
+       )
+       SELECT * FROM l`,
       [
         id,
         input.userRef,
@@ -165,6 +182,10 @@ export class LoginStore {
         code ? new Date(Date.now() + CODE_LIFETIME_SECONDS * 1000).toISOString() : null,
         input.authMethod,
         input.details ? JSON.stringify(input.details) : null,
+        refresh ? digest(refresh.token) : null,
+        refresh?.clientId ?? null,
+        refresh?.scope ?? '',
+        refresh?.lifetimeSeconds ?? 0,
       ],
     );
     const login = fromRow(rows[0] as LoginRow);

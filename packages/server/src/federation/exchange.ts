@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ClientIdentity } from '../oauth/client-auth.ts';
 import { InvalidClient, InvalidRequest, InvalidTarget, UnauthorizedClient } from '../oauth/errors.ts';
 import { issueTokens, type TokenResponse } from '../oauth/issue.ts';
+import { refreshTokenLifetime } from '../oauth/lifetimes.ts';
 import { grantableScope } from '../oauth/scope.ts';
 import type { Services } from '../services/container.ts';
 import { readClaims } from './claims.ts';
@@ -151,28 +153,47 @@ export class TokenExchange {
     });
     const project = await this.services.access.project(client.meta.project ?? '');
     const scope = grantableScope(request.scope);
-    const { login } = await this.services.logins.create({
-      userRef: membership.user.reference,
-      membershipId: membership.id,
-      projectId: client.meta.project,
-      clientId: client.id,
-      profileRef: membership.profile.reference,
-      scope,
-      nonce: request.nonce,
-      authMethod: 'exchange',
-      details: { provider: provider.key },
-    });
-    this.services.logins.remember(login);
+    // Tokens are signed for a login id chosen here, then the login and its refresh token are written
+    // in one statement: one database round trip per exchange.
+    const loginId = randomUUID();
     const response = await issueTokens(this.services, {
-      loginId: login.id,
+      loginId,
       userRef: membership.user.reference,
       membership,
       client,
       scope,
       nonce: request.nonce,
-      authTime: login.authTime,
+      authTime: new Date(),
       refreshAllowed: project?.superAdmin !== true,
+      persistRefresh: false,
     });
+    const { login } = await this.services.logins.create(
+      {
+        userRef: membership.user.reference,
+        membershipId: membership.id,
+        projectId: client.meta.project,
+        clientId: client.id,
+        profileRef: membership.profile.reference,
+        scope,
+        nonce: request.nonce,
+        authMethod: 'exchange',
+        details: { provider: provider.key },
+      },
+      {
+        id: loginId,
+        ...(response.refresh_token
+          ? {
+              refresh: {
+                token: response.refresh_token,
+                clientId: client.id,
+                scope,
+                lifetimeSeconds: refreshTokenLifetime(this.services.config, client),
+              },
+            }
+          : {}),
+      },
+    );
+    this.services.logins.remember(login);
     return { ...response, issued_token_type: TOKEN_TYPE_ACCESS };
   }
 

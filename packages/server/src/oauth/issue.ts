@@ -1,3 +1,4 @@
+import { randomSecret } from '../crypto/digest.ts';
 import type { ProjectMembership } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
 import type { StoredClient } from './clients.ts';
@@ -30,6 +31,11 @@ export interface IssueInput {
   refreshAllowed: boolean;
   /** On rotation: the family's absolute expiry, which the successor keeps. */
   refreshExpiresAt?: Date | undefined;
+  /**
+   * False when the caller persists the refresh token itself (a rotation writes it in the same
+   * statement that consumes its predecessor); the response then carries a new, unsaved value.
+   */
+  persistRefresh?: boolean;
 }
 
 /**
@@ -76,7 +82,9 @@ export async function issueTokens(services: Services, input: IssueInput): Promis
       alg: input.client?.idTokenSignedResponseAlg === 'ES256' ? 'ES256' : 'RS256',
     });
   }
-  if (input.refreshAllowed && hasScope(input.scope, 'offline_access')) {
+  if (input.refreshAllowed && hasScope(input.scope, 'offline_access') && input.persistRefresh === false) {
+    response.refresh_token = randomSecret(32);
+  } else if (input.refreshAllowed && hasScope(input.scope, 'offline_access')) {
     response.refresh_token = await services.refreshTokens.issue({
       loginId: input.loginId,
       clientId: input.client?.id,

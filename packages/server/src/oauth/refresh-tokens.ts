@@ -33,11 +33,23 @@ function fromRow(row: Row): RefreshRow {
   };
 }
 
-export type Rotation =
-  | { outcome: 'rotated'; row: RefreshRow }
-  /** Presented again after rotation: within the grace the same successor is answered, else the family is revoked. */
-  | { outcome: 'reused'; row: RefreshRow }
-  | { outcome: 'unknown' };
+interface LoginJoin {
+  user_ref: string;
+  membership_id: string | null;
+  nonce: string | null;
+  auth_time: Date;
+  login_revoked_at: Date | null;
+}
+
+export interface RefreshLookup extends RefreshRow {
+  login: {
+    userRef: string;
+    membershipId: string | undefined;
+    nonce: string | undefined;
+    authTime: Date;
+    revoked: boolean;
+  };
+}
 
 /**
  * Opaque refresh tokens (protocol.md §5): 256 random bits, stored as a SHA-256 digest, rotated on
@@ -76,35 +88,64 @@ export class RefreshTokenStore {
     return token;
   }
 
-  /** The stored row of a token, rotated or not, without consuming it. */
-  async find(token: string): Promise<RefreshRow | undefined> {
+  /**
+   * The stored row of a token, rotated or not, without consuming it, with what a refresh needs of its
+   * session (one round trip instead of three).
+   */
+  async find(token: string): Promise<RefreshLookup | undefined> {
     if (token.length === 0 || token.length > 512) return undefined;
-    const rows = await this.db.query<Row>('SELECT * FROM refresh_token WHERE digest = $1', [digest(token)]);
-    return rows[0] ? fromRow(rows[0]) : undefined;
-  }
-
-  async rotate(token: string): Promise<Rotation> {
-    if (token.length === 0 || token.length > 512) return { outcome: 'unknown' };
-    const tokenDigest = digest(token);
-    const rows = await this.db.query<Row>(
-      `UPDATE refresh_token SET rotated_at = now()
-       WHERE digest = $1 AND rotated_at IS NULL AND expires_at > now()
-       RETURNING *`,
-      [tokenDigest],
+    const rows = await this.db.query<Row & LoginJoin>(
+      `SELECT r.*, l.user_ref, l.membership_id, l.nonce, l.auth_time, l.revoked_at AS login_revoked_at
+       FROM refresh_token r JOIN login l ON l.id = r.login_id WHERE r.digest = $1`,
+      [digest(token)],
     );
-    if (rows[0]) return { outcome: 'rotated', row: fromRow(rows[0]) };
-    const existing = await this.db.query<Row>('SELECT * FROM refresh_token WHERE digest = $1', [tokenDigest]);
-    const row = existing[0];
-    if (!row || row.rotated_at === null) return { outcome: 'unknown' };
-    return { outcome: 'reused', row: fromRow(row) };
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      ...fromRow(row),
+      login: {
+        userRef: row.user_ref,
+        membershipId: row.membership_id ?? undefined,
+        nonce: row.nonce ?? undefined,
+        authTime: new Date(row.auth_time),
+        revoked: row.login_revoked_at !== null,
+      },
+    };
   }
 
-  /** Keeps the sealed successor pair under the old token's digest, for the reuse grace. */
-  async storeSuccessor(oldDigest: string, sealed: string): Promise<void> {
-    await this.db.query('UPDATE refresh_token SET successor_sealed = $2 WHERE digest = $1', [
-      oldDigest,
-      sealed,
-    ]);
+  /**
+   * Rotates `token` to its successor in one statement: the conditional UPDATE decides, across
+   * instances, which of concurrent uses wins (RB-09), and the winner's successor row and sealed pair
+   * are written with it. Answers false when another use rotated it first.
+   */
+  async rotateTo(
+    token: string,
+    next:
+      | { token: string; loginId: string; clientId: string | undefined; scope: string; expiresAt: Date }
+      | undefined,
+    sealedSuccessor: string | undefined,
+  ): Promise<boolean> {
+    const rows = await this.db.query<{ n: number }>(
+      `WITH rot AS (
+         UPDATE refresh_token SET rotated_at = now(), successor_sealed = $2
+         WHERE digest = $1 AND rotated_at IS NULL AND expires_at > now()
+         RETURNING login_id
+       ), ins AS (
+         INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
+         SELECT $3, login_id, $4, $5, now(), $6::timestamptz FROM rot WHERE $3::text IS NOT NULL
+         RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM rot)::int AS n`,
+      [
+        digest(token),
+        sealedSuccessor ?? null,
+        next ? digest(next.token) : null,
+        next?.clientId ?? null,
+        next?.scope ?? '',
+        next?.expiresAt.toISOString() ?? null,
+      ],
+    );
+    return rows[0]?.n === 1;
   }
 
   /**

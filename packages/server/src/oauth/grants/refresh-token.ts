@@ -1,16 +1,36 @@
-import { digest } from '../../crypto/digest.ts';
+import type { Services } from '../../services/container.ts';
+import type { StoredClient } from '../clients.ts';
 import { InvalidClient, InvalidGrant, InvalidScope } from '../errors.ts';
 import { issueTokens, type TokenResponse } from '../issue.ts';
-import { refreshReuseGrace } from '../lifetimes.ts';
+import { refreshReuseGrace, refreshTokenLifetime } from '../lifetimes.ts';
 import { required } from '../params.ts';
+import type { RefreshLookup } from '../refresh-tokens.ts';
 import { grantableScope, isSubset } from '../scope.ts';
 import type { Grant } from './types.ts';
 
 /**
- * RFC 6749 §6 with rotation and reuse detection (RFC 9700 §4.14.2): every use rotates the token; a
- * rotated token presented again within the client's grace (two browser tabs refreshing together —
- * the Medplum SDK has no cross-tab lock) answers the same successor pair; after the grace, or from
- * another client, it revokes the whole login family.
+ * A rotated token presented again: within the client's grace (two browser tabs refreshing together —
+ * the Medplum SDK has no cross-tab lock) it answers the same successor pair; after the grace it
+ * revokes the whole login family (protocol.md §5, RFC 9700 §4.14.2).
+ */
+async function reuse(
+  services: Services,
+  stored: RefreshLookup,
+  client: StoredClient | undefined,
+): Promise<TokenResponse> {
+  const grace = refreshReuseGrace(client);
+  const age = (Date.now() - (stored.rotatedAt?.getTime() ?? Date.now())) / 1000;
+  if (age <= grace && (await services.logins.live(stored.loginId))) {
+    const sealed = await services.refreshTokens.successor(stored.digest);
+    if (sealed) return JSON.parse(await services.box.open(sealed)) as TokenResponse;
+  }
+  await services.logins.revoke(stored.loginId);
+  throw new InvalidGrant('refresh token was already used; the session is revoked');
+}
+
+/**
+ * RFC 6749 §6 with rotation and reuse detection. Two round trips: one read (token and session
+ * together), one statement that consumes the token and writes its successor.
  */
 export const refreshTokenGrant: Grant = {
   grantType: 'refresh_token',
@@ -20,7 +40,8 @@ export const refreshTokenGrant: Grant = {
     // scope must not consume the token (else the rightful client's next refresh looks like reuse and
     // revokes the session).
     const stored = await services.refreshTokens.find(token);
-    if (!stored) throw new InvalidGrant('invalid or expired refresh token');
+    if (!stored || stored.expiresAt.getTime() <= Date.now())
+      throw new InvalidGrant('invalid or expired refresh token');
     if (stored.clientId && identity.clientId !== undefined && identity.clientId !== stored.clientId) {
       // A rotated token replayed by another client is reuse: revoke the family (protocol.md §5).
       if (stored.rotatedAt) await services.logins.revoke(stored.loginId);
@@ -37,46 +58,40 @@ export const refreshTokenGrant: Grant = {
       if (!isSubset(asked, stored.scope)) throw new InvalidScope('scope exceeds the original grant');
       scope = asked;
     }
-
-    // One conditional UPDATE decides, across instances, which of concurrent uses rotates (RB-09).
-    const rotation = await services.refreshTokens.rotate(token);
-    if (rotation.outcome === 'unknown') throw new InvalidGrant('invalid or expired refresh token');
-    const row = rotation.row;
-
-    if (rotation.outcome === 'reused') {
-      const grace = refreshReuseGrace(client);
-      const age = (Date.now() - (row.rotatedAt?.getTime() ?? 0)) / 1000;
-      if (age <= grace && (await services.logins.live(row.loginId))) {
-        const sealed = await services.refreshTokens.successor(row.digest);
-        if (sealed) return JSON.parse(await services.box.open(sealed)) as TokenResponse;
-      }
-      await services.logins.revoke(row.loginId);
-      throw new InvalidGrant('refresh token was already used; the session is revoked');
-    }
-
-    const login = await services.logins.live(row.loginId);
-    if (!login?.membershipId) throw new InvalidGrant('session revoked');
-    const membership = await services.access.membership(login.membershipId);
+    if (stored.rotatedAt) return reuse(services, stored, client);
+    if (stored.login.revoked || !stored.login.membershipId) throw new InvalidGrant('session revoked');
+    const membership = await services.access.membership(stored.login.membershipId);
     if (!membership || membership.active === false) throw new InvalidGrant('membership is not active');
 
-    const full = await services.logins.get(row.loginId);
     const response = await issueTokens(services, {
-      loginId: row.loginId,
-      userRef: login.userRef,
+      loginId: stored.loginId,
+      userRef: stored.login.userRef,
       membership,
       client,
       scope,
-      nonce: full?.nonce,
-      authTime: full?.authTime ?? new Date(),
+      nonce: stored.login.nonce,
+      authTime: stored.login.authTime,
       refreshAllowed: true,
-      refreshExpiresAt: row.expiresAt,
+      persistRefresh: false,
     });
-    if (refreshReuseGrace(client) > 0) {
-      await services.refreshTokens.storeSuccessor(
-        digest(token),
-        await services.box.seal(JSON.stringify(response)),
-      );
-    }
+    const grace = refreshReuseGrace(client);
+    const won = await services.refreshTokens.rotateTo(
+      token,
+      response.refresh_token
+        ? {
+            token: response.refresh_token,
+            loginId: stored.loginId,
+            clientId: stored.clientId,
+            scope,
+            // Rotation never extends a session (OP-34): the successor keeps the family's expiry.
+            expiresAt:
+              stored.expiresAt ?? new Date(Date.now() + refreshTokenLifetime(services.config, client) * 1000),
+          }
+        : undefined,
+      grace > 0 ? await services.box.seal(JSON.stringify(response)) : undefined,
+    );
+    // Another use rotated it between our read and our write: this one is the reuse.
+    if (!won) return reuse(services, { ...stored, rotatedAt: new Date() }, client);
     return response;
   },
 };
