@@ -3,6 +3,7 @@ import { authenticate, authOf } from '../auth/require-auth.ts';
 import { NotFound } from '../errors/http-errors.ts';
 import type { Project } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
+import { retireClientSecret, rotateClientSecret } from './client-secret.ts';
 import { createClient, type NewClientRequest } from './clients.ts';
 import { type InviteRequest, inviteMember } from './invite.ts';
 import { assertProjectAdmin, assertSuperAdmin } from './permissions.ts';
@@ -96,6 +97,32 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
       const project = await loadProject(services, request.params.projectId);
       const client = await createClient(services, project, request.body);
       return reply.code(201).header('cache-control', 'no-store').type('application/fhir+json').send(client);
+    },
+  );
+
+  const clientParams = {
+    type: 'object',
+    required: ['projectId', 'clientId'],
+    properties: { projectId: { type: 'string', maxLength: 64 }, clientId: { type: 'string', maxLength: 64 } },
+  } as const;
+
+  app.post<{ Params: { projectId: string; clientId: string } }>(
+    '/admin/projects/:projectId/client/:clientId/secret',
+    { onRequest: auth, schema: { params: clientParams } },
+    async (request, reply) => {
+      assertProjectAdmin(authOf(request), request.params.projectId);
+      const secret = await rotateClientSecret(services, request.params.projectId, request.params.clientId);
+      return reply.header('cache-control', 'no-store').send({ secret });
+    },
+  );
+
+  app.delete<{ Params: { projectId: string; clientId: string } }>(
+    '/admin/projects/:projectId/client/:clientId/secret/retiring',
+    { onRequest: auth, schema: { params: clientParams } },
+    async (request, reply) => {
+      assertProjectAdmin(authOf(request), request.params.projectId);
+      await retireClientSecret(services, request.params.projectId, request.params.clientId);
+      return reply.code(204).send();
     },
   );
 }

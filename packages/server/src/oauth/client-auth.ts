@@ -17,6 +17,8 @@ export interface ClientIdentity {
   client: StoredClient | undefined;
   /** True when a correct secret was presented. */
   authenticated: boolean;
+  /** Digest of the secret that matched (current or retiring): tokens are tied to the secret used. */
+  secretDigest?: string | undefined;
   usedBasic: boolean;
 }
 
@@ -41,14 +43,18 @@ function parseBasic(header: string): { id: string; secret: string } {
   }
 }
 
-function secretMatches(client: StoredClient, secret: string): boolean {
-  if (digestMatches(secret, client.secretDigest)) return true;
+/** The digest of the stored secret the presented one matches, current or retiring, if any. */
+function matchingSecret(client: StoredClient, secret: string): string | undefined {
+  if (digestMatches(secret, client.secretDigest)) return client.secretDigest;
   // A rotated secret keeps working as the retiring one for its grace period.
-  return (
+  if (
     client.retiringSecretDigest !== undefined &&
     (client.retiringSecretExpires === undefined || Date.parse(client.retiringSecretExpires) > Date.now()) &&
     digestMatches(secret, client.retiringSecretDigest)
-  );
+  ) {
+    return client.retiringSecretDigest;
+  }
+  return undefined;
 }
 
 /**
@@ -83,10 +89,9 @@ export async function identifyClient(
   }
   const client = await clients.get(clientId);
   if (secret !== undefined) {
-    if (!client || client.status === 'off' || !secretMatches(client, secret)) {
-      throw new InvalidClient('client authentication failed', usedBasic);
-    }
-    return { clientId, client, authenticated: true, usedBasic };
+    const matched = client && client.status !== 'off' ? matchingSecret(client, secret) : undefined;
+    if (!client || !matched) throw new InvalidClient('client authentication failed', usedBasic);
+    return { clientId, client, authenticated: true, usedBasic, secretDigest: matched };
   }
   if (client?.status === 'off') throw new InvalidClient('client authentication failed', usedBasic);
   return { clientId, client, authenticated: false, usedBasic };

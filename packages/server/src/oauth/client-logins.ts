@@ -16,8 +16,8 @@ export class ClientLogins {
     private readonly logins: LoginStore,
   ) {}
 
-  async loginFor(client: StoredClient, membership: ProjectMembership): Promise<string> {
-    const key = `${client.id}:${client.secretDigest}`;
+  async loginFor(client: StoredClient, membership: ProjectMembership, secretDigest: string): Promise<string> {
+    const key = `${client.id}:${secretDigest}`;
     const cached = this.cache.get(key);
     if (cached && (await this.logins.live(cached))) return cached;
     const find = async () =>
@@ -25,7 +25,7 @@ export class ClientLogins {
         await this.db.query<{ id: string }>(
           `SELECT id FROM login WHERE auth_method = 'client_credentials' AND revoked_at IS NULL
              AND client_id = $1 AND details->>'secretDigest' = $2`,
-          [client.id, client.secretDigest ?? ''],
+          [client.id, secretDigest],
         )
       )[0]?.id;
     let id = await find();
@@ -39,7 +39,7 @@ export class ClientLogins {
           profileRef: membership.profile.reference,
           scope: 'openid',
           authMethod: 'client_credentials',
-          details: { secretDigest: client.secretDigest ?? '' },
+          details: { secretDigest },
         });
         id = login.id;
       } catch {

@@ -22,7 +22,7 @@ export const clientCredentialsGrant: Grant = {
     if (!membership || membership.active === false) {
       throw new UnauthorizedClient('this client has no active membership');
     }
-    const login = await services.clientLogins.loginFor(client, membership);
+    const login = await services.clientLogins.loginFor(client, membership, identity.secretDigest ?? '');
     // OP-40: no refresh token; no ID token (there is no end user). Scopes are what the client asked,
     // narrowed to those we understand, without offline_access.
     const scope = grantableScope(params.scope, 'openid')
