@@ -20,6 +20,8 @@ export interface PendingFlow {
 }
 
 const FLOW_TTL_SECONDS = 600;
+/** Expired flows deleted per new start: more than arrive, so the table drains. */
+const PURGE_BATCH = 100;
 
 /** ≥ 256 bits from the CSPRNG (RP-02). */
 export function randomHandle(): string {
@@ -42,12 +44,16 @@ export class ExternalFlowStore {
        VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))`,
       [digest(state), digest(cookie), flow.clientId, await box.seal(JSON.stringify(flow)), FLOW_TTL_SECONDS],
     );
-    // Expired flows are deleted as new ones arrive, so abandoned starts cannot pile up (RB-15).
-    if (Math.random() < 0.05) {
-      await db
-        .query("DELETE FROM external_flow WHERE expires_at < now() - interval '1 hour'")
-        .catch(() => {});
-    }
+    // Expired flows are deleted as new ones arrive, a bounded batch per start, so abandoned starts
+    // cannot pile up beyond what 10 minutes of arrivals hold (RB-15). An expired flow is useless:
+    // consume() never matches it.
+    await db
+      .query(
+        `DELETE FROM external_flow WHERE state_digest IN (
+           SELECT state_digest FROM external_flow WHERE expires_at < now() LIMIT $1)`,
+        [PURGE_BATCH],
+      )
+      .catch(() => {});
     return { state, cookie };
   }
 

@@ -18,6 +18,74 @@ export class ProviderError extends Error {
   }
 }
 
+/** RB-11: the leeway on ID token times (`exp`, `nbf`, `iat`), in seconds (OIDC Core §3.1.3.7 steps 9–10). */
+export const CLOCK_TOLERANCE_SECONDS = 60;
+
+/** RP-27: an unknown `kid` forces a JWKS refetch at most this often per key set. */
+const KEY_REFETCH_COOLDOWN_MS = 30_000;
+
+/**
+ * One provider's key set, shared by every sign-in against it (oauth4webapi's `jwksCache`: reused
+ * for 5 minutes), and when an unknown `kid` last forced a refetch. OIDC Core §10.1.1: a provider
+ * rotates by publishing a new key, so a `kid` the cached set lacks earns one refetch — but a spray
+ * of random kids must not turn fedhir into a JWKS hammer, hence the cooldown.
+ */
+export class ProviderKeys {
+  readonly cache: oauth.JWKSCacheInput = {};
+  private forcedAt = Number.NEGATIVE_INFINITY;
+
+  /** When the cached set was downloaded (epoch seconds), if it was. */
+  get downloadedAt(): number | undefined {
+    return (this.cache as Partial<oauth.ExportedJWKSCache>).uat;
+  }
+
+  /** Forgets the cached set if the cooldown allows a forced refetch; answers whether it did. */
+  forceRefetch(now = Date.now()): boolean {
+    if (now - this.forcedAt < KEY_REFETCH_COOLDOWN_MS) return false;
+    this.forcedAt = now;
+    const cache = this.cache as Partial<oauth.ExportedJWKSCache>;
+    delete cache.jwks;
+    delete cache.uat;
+    return true;
+  }
+
+  /** Records a refetch the library made by itself (its cached set was stale). */
+  refetched(now = Date.now()): void {
+    this.forcedAt = now;
+  }
+}
+
+interface ProviderCaches {
+  discovery: TtlCache<oauth.AuthorizationServer>;
+  keys: TtlCache<ProviderKeys>;
+}
+
+/** Caches per services container (one per process in production; one per test server in tests). */
+const caches = new WeakMap<Services, ProviderCaches>();
+
+function cachesOf(services: Services): ProviderCaches {
+  let found = caches.get(services);
+  if (!found) {
+    found = {
+      discovery: new TtlCache<oauth.AuthorizationServer>(60 * 60 * 1000, 1000),
+      keys: new TtlCache<ProviderKeys>(24 * 60 * 60 * 1000, 1000),
+    };
+    caches.set(services, found);
+  }
+  return found;
+}
+
+function keysFor(services: Services, jwksUri: string | undefined): ProviderKeys {
+  if (!jwksUri) return new ProviderKeys();
+  const { keys } = cachesOf(services);
+  let found = keys.get(jwksUri);
+  if (!found) {
+    found = new ProviderKeys();
+    keys.set(jwksUri, found);
+  }
+  return found;
+}
+
 export interface ResolvedProvider {
   /** The key external subjects are namespaced by: the issuer, or the provider's own origin. */
   key: string;
@@ -26,12 +94,19 @@ export interface ResolvedProvider {
   as: oauth.AuthorizationServer;
   client: oauth.Client;
   clientAuth: oauth.ClientAuth;
-  /** Options for every oauth4webapi call: the guarded fetch, and http only where the guard allows it. */
-  options: { [oauth.customFetch]: typeof fetch; [oauth.allowInsecureRequests]: boolean };
+  /** The provider's cached key set (ID tokens, JWT userinfo). */
+  keys: ProviderKeys;
+  /**
+   * Options for every oauth4webapi call: the guarded fetch, http only where the guard allows it, and
+   * the shared key set.
+   */
+  options: {
+    [oauth.customFetch]: typeof fetch;
+    [oauth.allowInsecureRequests]: boolean;
+    [oauth.jwksCache]: oauth.JWKSCacheInput;
+  };
   config: StoredIdentityProvider;
 }
-
-const discoveryCache = new TtlCache<oauth.AuthorizationServer>(60 * 60 * 1000, 1000);
 
 /** Maps an outbound or library failure to a {@link ProviderError}. */
 export function providerFailure(err: unknown, what: string): ProviderError {
@@ -68,7 +143,8 @@ function providerKey(idp: IdentityProvider): string {
 
 /** RFC 8414 / OIDC Discovery through the guard; the metadata `issuer` must equal the configured one (RP-52). */
 async function discover(services: Services, issuer: string): Promise<oauth.AuthorizationServer> {
-  const cached = discoveryCache.get(issuer);
+  const { discovery } = cachesOf(services);
+  const cached = discovery.get(issuer);
   if (cached) return cached;
   const issuerUrl = new URL(issuer);
   const options = {
@@ -78,7 +154,7 @@ async function discover(services: Services, issuer: string): Promise<oauth.Autho
   try {
     const response = await oauth.discoveryRequest(issuerUrl, { ...options, algorithm: 'oidc' });
     const as = await oauth.processDiscoveryResponse(issuerUrl, response);
-    discoveryCache.set(issuer, as);
+    discovery.set(issuer, as);
     return as;
   } catch (err) {
     throw providerFailure(err, 'discovery');
@@ -118,17 +194,24 @@ export async function resolveProvider(
     as.introspection_endpoint,
     as.issuer,
   ].some((u) => typeof u === 'string' && u.startsWith('http:'));
+  const keys = keysFor(services, as.jwks_uri);
   return {
     key: providerKey(idp),
     hasIssuer: idp.issuer !== undefined,
     as,
-    client: { client_id: idp.clientId ?? '', id_token_signed_response_alg: 'RS256' },
+    client: {
+      client_id: idp.clientId ?? '',
+      id_token_signed_response_alg: 'RS256',
+      [oauth.clockTolerance]: CLOCK_TOLERANCE_SECONDS,
+    },
     clientAuth,
+    keys,
     // The guard refuses plain http except for hosts ALLOW_PRIVATE_IDP_URLS lists; the library's own
     // https check would otherwise refuse even those.
     options: {
       [oauth.customFetch]: services.outbound as typeof fetch,
       [oauth.allowInsecureRequests]: anyHttp,
+      [oauth.jwksCache]: keys.cache,
     },
     config: idp,
   };

@@ -16,7 +16,12 @@ import type { ExternalIdentityClaims } from './claims.ts';
 import { identityFromCode } from './code-identity.ts';
 import { ExternalFlowStore, randomHandle } from './external-flow.ts';
 import { MappingError, mapIdentity } from './mapping.ts';
-import { ProviderError, resolveProvider, type StoredIdentityProvider } from './provider.ts';
+import {
+  ProviderError,
+  type ResolvedProvider,
+  resolveProvider,
+  type StoredIdentityProvider,
+} from './provider.ts';
 
 const FLOW_COOKIE = 'fedhir_ext';
 
@@ -55,30 +60,61 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
   const callbackUri = `${base}auth/external`;
   const secure = base.startsWith('https:');
 
+  async function resolve(idp: StoredIdentityProvider) {
+    try {
+      return await resolveProvider(services, idp);
+    } catch (err) {
+      if (err instanceof ProviderError) throw new CallbackError(`Sign-in failed: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /**
+   * RFC 9207 §2.4 (RP-11, RP-12): `iss` must name the provider the sign-in is bound to, and is
+   * required when its metadata advertises `authorization_response_iss_parameter_supported`. Checked
+   * before any call to the provider. A provider configured without an issuer has no identifier to
+   * compare with; its binding is the state alone.
+   */
+  function checkIss(provider: ResolvedProvider, iss: string | undefined): void {
+    if (!provider.hasIssuer) return;
+    if (iss !== undefined && iss !== provider.as.issuer)
+      throw new CallbackError('iss does not match the identity provider');
+    if (iss === undefined && provider.as.authorization_response_iss_parameter_supported) {
+      throw new CallbackError('iss is missing from the identity provider response');
+    }
+  }
+
   async function establish(
-    idp: StoredIdentityProvider,
+    provider: ResolvedProvider,
     code: string,
+    iss: string | undefined,
     flow?: { verifier: string; nonce: string },
   ) {
-    const provider = await resolveProvider(services, idp);
-    let identity: ExternalIdentityClaims;
+    checkIss(provider, iss);
     try {
-      identity = await identityFromCode(provider, {
+      return await identityFromCode(provider, {
         code,
         redirectUri: callbackUri,
+        ...(provider.hasIssuer && iss !== undefined ? { iss } : {}),
         ...(flow ? { codeVerifier: flow.verifier, nonce: flow.nonce } : {}),
       });
     } catch (err) {
       if (err instanceof ProviderError) throw new CallbackError(`Sign-in failed: ${err.message}`);
       throw err;
     }
-    return { provider, identity };
   }
 
   async function completeLogin(
     client: StoredClient,
     identity: ExternalIdentityClaims,
-    login: { scope: string; nonce?: string; codeChallenge?: string; codeChallengeMethod?: string },
+    login: {
+      scope: string;
+      nonce?: string;
+      codeChallenge?: string;
+      codeChallengeMethod?: string;
+      /** §3.2 only: the app's redirect_uri, compared again at the token endpoint (RFC 6749 §4.1.3). */
+      authorizeRedirectUri?: string;
+    },
   ) {
     const idp = client.identityProvider as StoredIdentityProvider;
     let membership: Awaited<ReturnType<typeof mapIdentity>>;
@@ -99,8 +135,12 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
         nonce: login.nonce,
         codeChallenge: login.codeChallenge,
         codeChallengeMethod: login.codeChallengeMethod,
+        redirectUri: login.authorizeRedirectUri,
         authMethod: 'external',
-        details: { provider: identity.provider },
+        details: {
+          provider: identity.provider,
+          ...(login.authorizeRedirectUri ? { authorizeRedirectUri: login.authorizeRedirectUri } : {}),
+        },
       },
       { withCode: true },
     );
@@ -110,7 +150,12 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
   const redirect = (reply: FastifyReply, url: string) => reply.code(302).header('location', url).send();
 
   /** §3.1: the Medplum SDK's JSON `state`, chosen by the browser; PKCE in `state` protects the app. */
-  async function legacyCallback(reply: FastifyReply, code: string, rawState: string) {
+  async function legacyCallback(
+    reply: FastifyReply,
+    code: string,
+    rawState: string,
+    iss: string | undefined,
+  ) {
     let state: Record<string, unknown>;
     try {
       state = JSON.parse(rawState) as Record<string, unknown>;
@@ -138,7 +183,8 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       const problem = challengeProblem(codeChallenge, codeChallengeMethod);
       if (problem) throw new CallbackError(`state: ${problem}`);
     }
-    const { identity } = await establish(client.identityProvider as StoredIdentityProvider, code);
+    const provider = await resolve(client.identityProvider as StoredIdentityProvider);
+    const identity = await establish(provider, code, iss);
     const result = await completeLogin(client, identity, {
       scope: grantableScope(str('scope')),
       nonce: str('nonce'),
@@ -168,21 +214,18 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     );
     const client = await services.clients.get(flow.clientId);
     if (!client?.identityProvider) throw new CallbackError('Identity provider not found');
-    const provider = await resolveProvider(services, client.identityProvider as StoredIdentityProvider);
-    // RP-11/RP-12/RP-13: `iss` must name the provider this state was started for, and is required
-    // when the provider advertises it.
+    const provider = await resolve(client.identityProvider as StoredIdentityProvider);
+    // RP-13: the code goes only to the provider this state was started for.
     if (provider.key !== flow.provider) throw new CallbackError('identity provider changed during sign-in');
-    if (iss !== undefined && iss !== provider.as.issuer)
-      throw new CallbackError('iss does not match the identity provider');
-    if (iss === undefined && provider.as.authorization_response_iss_parameter_supported) {
-      throw new CallbackError('iss is missing from the identity provider response');
-    }
-    const { identity } = await establish(client.identityProvider as StoredIdentityProvider, code, flow);
+    const identity = await establish(provider, code, iss, flow);
     const result = await completeLogin(client, identity, {
       scope: flow.scope,
       nonce: flow.appNonce,
       codeChallenge: flow.codeChallenge,
       codeChallengeMethod: flow.codeChallengeMethod,
+      // §3.2 is /oauth2/authorize with the provider chosen up front: its code is bound to the
+      // redirect_uri like any authorization code (RFC 6749 §4.1.3, RP-48 → OP-22).
+      authorizeRedirectUri: flow.redirectUri,
     });
     return redirect(
       reply,
@@ -206,7 +249,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     if (error) throw new CallbackError(`The identity provider reported an error: ${error}`);
     if (!state) throw new CallbackError('state is missing');
     if (!code) throw new CallbackError('code is missing');
-    if (state.startsWith('{')) return legacyCallback(reply, code, state);
+    if (state.startsWith('{')) return legacyCallback(reply, code, state, iss);
     return handleCallback(request, reply, code, state, iss);
   });
 
@@ -230,13 +273,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     }
     const idp = req.client.identityProvider as StoredIdentityProvider | undefined;
     if (!idp) throw new InvalidRequest('this application has no identity provider');
-    let provider: Awaited<ReturnType<typeof resolveProvider>>;
-    try {
-      provider = await resolveProvider(services, idp);
-    } catch (err) {
-      if (err instanceof ProviderError) throw new CallbackError(`Sign-in failed: ${err.message}`);
-      throw err;
-    }
+    const provider = await resolve(idp);
     if (!provider.as.authorization_endpoint)
       throw new CallbackError('the identity provider has no authorization endpoint');
     const verifier = oauth.generateRandomCodeVerifier();
