@@ -6,10 +6,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { CaseContext } from './case.ts';
+import { seedGrants } from './seed-grants.ts';
 import type { Child } from './spawn.ts';
 
 export interface Fedhir {
   server: Child;
+  /** Seeded single-use authorization codes (PKCE verifier {@link CODE_VERIFIER}) and refresh tokens. */
+  codes: string[];
+  refreshTokens: string[];
   idp: Child;
   /** Confidential client whose identity provider is verified with userinfo. */
   client: { id: string; secret: string };
@@ -21,6 +25,7 @@ export interface Fedhir {
 }
 
 export const JWKS_AUDIENCE = 'fedhir-bench-api';
+export const CODE_VERIFIER = 'bench-code-verifier-0123456789-0123456789-0123456789';
 const ADMIN_EMAIL = 'admin@bench.example';
 const ADMIN_PASSWORD = 'bench-admin-password-0123456789';
 const USER_PASSWORD = 'bench-user1-password';
@@ -71,24 +76,27 @@ export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
     const idp = await sctx.spawnRef('userinfo-server');
     const port = await sctx.freePort();
     const origin = `http://127.0.0.1:${port}`;
-    const server = await sctx.spawn('packages/server/src/main.ts', {
-      name: 'fedhir',
-      env: {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        BASE_URL: `${origin}/`,
-        DATA_DIR: sctx.tempDir('fedhir-data-'),
-        DATABASE_URL: sctx.databaseUrl,
-        REDIS_URL: sctx.redisUrl,
-        SECRET_KEY: sctx.databaseUrl ? 'bench-secret-key-0123456789-0123456789-0123' : undefined,
-        LOG_LEVEL: 'warn',
-        ADMIN_EMAIL,
-        ADMIN_PASSWORD,
-        ALLOW_PRIVATE_IDP_URLS: '127.0.0.1',
-      },
-      readyUrl: `${origin}/healthcheck`,
-      readyTimeoutMs: 60_000,
-    });
+    const dataDir = sctx.tempDir('fedhir-data-');
+    const start = () =>
+      sctx.spawn('packages/server/src/main.ts', {
+        name: 'fedhir',
+        env: {
+          PORT: String(port),
+          HOST: '127.0.0.1',
+          BASE_URL: `${origin}/`,
+          DATA_DIR: dataDir,
+          DATABASE_URL: sctx.databaseUrl,
+          REDIS_URL: sctx.redisUrl,
+          SECRET_KEY: sctx.databaseUrl ? 'bench-secret-key-0123456789-0123456789-0123' : undefined,
+          LOG_LEVEL: 'warn',
+          ADMIN_EMAIL,
+          ADMIN_PASSWORD,
+          ALLOW_PRIVATE_IDP_URLS: '127.0.0.1',
+        },
+        readyUrl: `${origin}/healthcheck`,
+        readyTimeoutMs: 60_000,
+      });
+    let server = await start();
 
     const superToken = await signIn(origin, ADMIN_EMAIL, ADMIN_PASSWORD);
     const project = await api(origin, 'POST', '/admin/projects', { name: `Bench ${Date.now()}` }, superToken);
@@ -144,6 +152,21 @@ export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
       { resourceType: 'Patient', name: [{ given: ['Bench'], family: 'Patient' }] },
       userToken,
     );
+    const me = (await api(origin, 'GET', '/auth/me', undefined, userToken)) as {
+      membership: { id: string; user: { reference: string }; profile: { reference: string } };
+    };
+    await server.stop();
+    const seeded = await seedGrants({
+      dataDir,
+      databaseUrl: sctx.databaseUrl,
+      userRef: me.membership.user.reference,
+      membershipId: me.membership.id,
+      projectId,
+      profileRef: me.membership.profile.reference,
+      codeChallenge: createHash('sha256').update(CODE_VERIFIER).digest('base64url'),
+      count: sctx.quick ? 20_000 : 120_000,
+    });
+    server = await start();
     return {
       server,
       idp,
@@ -151,6 +174,7 @@ export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
       jwksClient: { id: jwksClient.id },
       patientId: String(patient.id),
       userToken,
+      ...seeded,
     };
   });
 }
