@@ -56,12 +56,20 @@ export async function mapIdentity(services: Services, input: MappingInput): Prom
   if (!identity.sub) throw new MappingError('missing-sub', 'the identity has no subject (sub)');
   const { db, repo } = services;
 
-  const linked = await db.query<LinkRow>(
-    'SELECT membership_id, provider, subject FROM external_identity WHERE project_id = $1 AND provider = $2 AND subject = $3',
-    [projectId, identity.provider, identity.sub],
-  );
-  if (linked[0]) {
-    const membership = await repo.read<ProjectMembership>('ProjectMembership', linked[0].membership_id);
+  // Links never change once made, so they are cached; the membership itself comes from the bearer
+  // check's cache, which membership changes invalidate on every instance (protocol.md §6).
+  const linkKey = `${projectId}\n${identity.provider}\n${identity.sub}`;
+  let linkedMembershipId = services.linkCache.get(linkKey);
+  if (linkedMembershipId === undefined) {
+    const linked = await db.query<LinkRow>(
+      'SELECT membership_id, provider, subject FROM external_identity WHERE project_id = $1 AND provider = $2 AND subject = $3',
+      [projectId, identity.provider, identity.sub],
+    );
+    linkedMembershipId = linked[0]?.membership_id;
+    if (linkedMembershipId) services.linkCache.set(linkKey, linkedMembershipId);
+  }
+  if (linkedMembershipId) {
+    const membership = await services.access.membership(linkedMembershipId);
     if (!membership) throw new MappingError('not-found', 'user not found in this project');
     if (membership.active === false) throw new MappingError('inactive', 'membership is not active');
     if (input.membershipId && input.membershipId !== membership.id) {

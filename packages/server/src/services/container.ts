@@ -17,6 +17,7 @@ import type { Db } from '../storage/db.ts';
 import { migrate } from '../storage/migrations/index.ts';
 import { ResourceRepository } from '../storage/resources.ts';
 import { InvalidationBus } from './invalidation.ts';
+import { TtlCache } from './ttl-cache.ts';
 
 /** Everything the routes need, created once per process and shared by every request. */
 export interface Services {
@@ -38,6 +39,8 @@ export interface Services {
   exchange: TokenExchange;
   /** Counts failed authentication attempts per IP and per client/account (protocol.md §7.9, §7.14). */
   limiter: FailureLimiter;
+  /** ExternalIdentity links (project, provider, sub) → membership id; immutable once made. */
+  linkCache: TtlCache<string>;
   /** AuditEvents, batched off the request path, never dropped (performance.md). */
   audit: AuditLog;
   redis: Redis | undefined;
@@ -95,6 +98,7 @@ export async function createServices(config: Config, db: Db, secretKey: string):
     outbound,
     jwks,
     limiter,
+    linkCache: new TtlCache<string>(10 * 60_000, 100_000),
     audit,
     exchange: undefined as unknown as TokenExchange,
     redis,
