@@ -275,7 +275,7 @@ export class AuditLog {
   /** One statement. `done` means the batch is settled (written, or rejected and logged). */
   private async write(batch: PendingEvent[]): Promise<'done' | 'retry'> {
     try {
-      await this.repo.createMany(batch);
+      await this.repo.createMany(batch, { history: false });
       this.written += batch.length;
       return 'done';
     } catch (err) {

@@ -98,7 +98,13 @@ export class ResourceRepository {
    */
   async createMany<T extends Resource>(
     inputs: readonly NewResource<T>[],
-    options: WriteOptions = {},
+    options: WriteOptions & {
+      /**
+       * False for append-only resources that are never updated (AuditEvent): their one version is the
+       * current row, so a history row would only double the write ({@link history} falls back to it).
+       */
+      history?: boolean;
+    } = {},
   ): Promise<T[]> {
     if (inputs.length === 0) return [];
     const lastUpdated = new Date().toISOString();
@@ -126,14 +132,15 @@ export class ResourceRepository {
       );
     }
     try {
+      const insert = `INSERT INTO resource (id, resource_type, project_id, version_id, last_updated, deleted, content)
+           VALUES ${rows.join(', ')}`;
       await this.q(options.tx).query(
-        `WITH r AS (
-           INSERT INTO resource (id, resource_type, project_id, version_id, last_updated, deleted, content)
-           VALUES ${rows.join(', ')}
-           RETURNING id, resource_type, project_id, version_id, last_updated, deleted, content
-         )
-         INSERT INTO resource_history (version_id, id, resource_type, project_id, last_updated, deleted, content)
-         SELECT version_id, id, resource_type, project_id, last_updated, deleted, content FROM r`,
+        options.history === false
+          ? insert
+          : `WITH r AS (${insert}
+               RETURNING id, resource_type, project_id, version_id, last_updated, deleted, content)
+             INSERT INTO resource_history (version_id, id, resource_type, project_id, last_updated, deleted, content)
+             SELECT version_id, id, resource_type, project_id, last_updated, deleted, content FROM r`,
         params,
       );
     } catch (err) {
@@ -234,6 +241,19 @@ export class ResourceRepository {
        WHERE id = $1 AND resource_type = $2 ORDER BY last_updated DESC, version_id`,
       [id, resourceType],
     );
+    if (rows.length === 0) {
+      // Resources written without history (append-only types) have exactly one version: the current row.
+      const current = await this.q(tx).query<{
+        content: Resource;
+        version_id: string;
+        last_updated: Date;
+        deleted: boolean;
+      }>(
+        'SELECT content, version_id, last_updated, deleted FROM resource WHERE id = $1 AND resource_type = $2',
+        [id, resourceType],
+      );
+      rows.push(...current);
+    }
     return rows.map((r) => ({
       resource: r.deleted ? undefined : r.content,
       versionId: r.version_id,
