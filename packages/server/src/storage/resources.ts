@@ -159,6 +159,22 @@ export class ResourceRepository {
     return rows[0]?.content;
   }
 
+  /** Several current resources in one query (missing or deleted ones are simply absent). */
+  async readMany<T extends Resource>(
+    refs: readonly { resourceType: string; id: string }[],
+    tx?: Queryable,
+  ): Promise<T[]> {
+    const valid = refs.filter((r) => isUuid(r.id));
+    if (valid.length === 0) return [];
+    const rows = await this.q(tx).query<{ content: T }>(
+      'SELECT content FROM resource WHERE id = ANY($1::uuid[]) AND NOT deleted',
+      [valid.map((r) => r.id)],
+    );
+    return rows
+      .map((r) => r.content)
+      .filter((c) => valid.some((r) => r.id === c.id && r.resourceType === c.resourceType));
+  }
+
   /** Like {@link read}, but answers 404 for a missing resource and 410 for a deleted one. */
   async readOrThrow<T extends Resource>(resourceType: string, id: string, tx?: Queryable): Promise<T> {
     if (!isUuid(id)) throw new NotFound(`${resourceType}/${id} not found`);
