@@ -5,6 +5,7 @@ import { registerLegacyExchange } from './auth/exchange-route.ts';
 import { registerAuthRoutes } from './auth/routes.ts';
 import { NotFound } from './errors/http-errors.ts';
 import { registerExternalRoutes } from './federation/routes.ts';
+import { registerSigninRoutes } from './federation/signin-routes.ts';
 import { registerFhirRoutes } from './fhir/routes.ts';
 import { registerCors } from './http/cors.ts';
 import { errorHandler, surfaceOf } from './http/error-handler.ts';
@@ -79,6 +80,7 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
   registerAuthorize(app, services);
   registerFhirRoutes(app, services);
   registerExternalRoutes(app, services);
+  registerSigninRoutes(app, services);
   registerLegacyExchange(app, services);
   return app;
 }

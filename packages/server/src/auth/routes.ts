@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { BadRequest } from '../errors/http-errors.ts';
+import { discoverHomeRealm } from '../federation/domain.ts';
 import { grantableScope } from '../oauth/scope.ts';
 import type { Services } from '../services/container.ts';
 import { describeSession } from './me.ts';
@@ -102,15 +103,15 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
     },
   );
 
-  app.post<{ Body: { email: string } }>(
+  app.post<{ Body: { email?: unknown; projectId?: string } }>(
     '/auth/method',
     {
-      schema: {
-        body: { type: 'object', required: ['email'], properties: { email: str(320), projectId: str(64) } },
-      },
+      // `email` is checked by the handler, so that a missing or malformed one answers Medplum's
+      // "Valid email address is required".
+      schema: { body: { type: 'object', properties: { projectId: str(64) } } },
     },
-    // Home-realm discovery by e-mail domain arrives with external identity providers (issue 4).
-    async () => ({}),
+    // Home-realm discovery by e-mail domain (protocol.md §2; federation/domain.ts).
+    async (request) => discoverHomeRealm(services, request.body),
   );
 
   app.get('/auth/me', { onRequest: authenticate(services) }, async (request, reply) => {

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as oauth from 'oauth4webapi';
-import { BadRequest } from '../errors/http-errors.ts';
+import type { AuditInput } from '../audit/audit-log.ts';
+import { BadRequest, HttpError } from '../errors/http-errors.ts';
 import {
   AuthorizeRedirectError,
   authorizationResponseUrl,
@@ -11,9 +12,20 @@ import { InvalidRequest } from '../oauth/errors.ts';
 import { challengeProblem } from '../oauth/pkce.ts';
 import { isRegisteredRedirect, registeredRedirects } from '../oauth/redirect-uri.ts';
 import { grantableScope } from '../oauth/scope.ts';
+import { httpTooManyRequests } from '../rate-limit/headers.ts';
 import type { Services } from '../services/container.ts';
 import type { ExternalIdentityClaims } from './claims.ts';
 import { identityFromCode } from './code-identity.ts';
+import {
+  assertEmailInDomain,
+  DomainFlowError,
+  type DomainRealm,
+  findDomainRealm,
+  SIGNIN_COOKIE,
+  SIGNIN_COOKIE_PATHS,
+  SIGNIN_TTL_SECONDS,
+  startDomainLogin,
+} from './domain.ts';
 import { ExternalFlowStore, randomHandle } from './external-flow.ts';
 import { MappingError, mapIdentity } from './mapping.ts';
 import {
@@ -26,7 +38,42 @@ import {
 const FLOW_COOKIE = 'fedhir_ext';
 
 /** CB✗ (security-cases §0): a 400 page, no code, no redirect to the app. */
-export class CallbackError extends BadRequest {}
+export class CallbackError extends BadRequest {
+  /**
+   * @param reason what the audit trail records: fixed text written by fedhir, never a value from the
+   *   request or the provider (default: the message, for messages that are fixed text).
+   */
+  constructor(
+    message: string,
+    readonly reason: string = message,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * RB-15: starts are throttled per IP. The limiter counts failures, and a start cannot be known to
+ * fail (an abandoned sign-in just never calls back), so every start is counted against a budget of
+ * its own: `ip:extstart:<ip>` — the `ip:` prefix gives it RATE_LIMIT_FAILURES_PER_IP per
+ * RATE_LIMIT_WINDOW_SECONDS (100 per 15 minutes by default), and the rest keeps it apart from the
+ * address's failure budget, so sign-ins never lock out password or token requests and vice versa.
+ * A person starts a sign-in a few times an hour; an office behind one NAT address would need more
+ * than 100 starts in 15 minutes to be slowed, while a flood of abandoned starts (each one a pending
+ * row) is cut off at the budget.
+ */
+const startKey = (ip: string) => `ip:extstart:${ip}`;
+
+/** What the audit event of one callback learns as the callback proceeds. */
+type AuditContext = { -readonly [K in 'clientId' | 'userId' | 'loginId' | 'projectId']?: string };
+
+const userIdOf = (ref: string) => (ref.startsWith('User/') ? ref.slice('User/'.length) : undefined);
+
+/** The audit reason of a failed callback: fixed text only (audit-event.ts). */
+function auditReason(err: unknown): string {
+  if (err instanceof CallbackError) return err.reason;
+  if (err instanceof HttpError) return err.issueCode;
+  return 'error';
+}
 
 function readCookie(request: FastifyRequest, name: string): string | undefined {
   for (const part of (request.headers.cookie ?? '').split(';')) {
@@ -64,7 +111,8 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     try {
       return await resolveProvider(services, idp);
     } catch (err) {
-      if (err instanceof ProviderError) throw new CallbackError(`Sign-in failed: ${err.message}`);
+      if (err instanceof ProviderError)
+        throw new CallbackError(`Sign-in failed: ${err.message}`, `provider ${err.kind}`);
       throw err;
     }
   }
@@ -99,13 +147,25 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
         ...(flow ? { codeVerifier: flow.verifier, nonce: flow.nonce } : {}),
       });
     } catch (err) {
-      if (err instanceof ProviderError) throw new CallbackError(`Sign-in failed: ${err.message}`);
+      if (err instanceof ProviderError)
+        throw new CallbackError(`Sign-in failed: ${err.message}`, `provider ${err.kind}`);
+      throw err;
+    }
+  }
+
+  /** RP-44: a sign-in through a domain's provider must come back with an e-mail of that domain. */
+  function checkDomain(identity: ExternalIdentityClaims, realm: DomainRealm): void {
+    try {
+      assertEmailInDomain(identity, realm);
+    } catch (err) {
+      if (err instanceof DomainFlowError) throw new CallbackError(err.message);
       throw err;
     }
   }
 
   async function completeLogin(
     client: StoredClient,
+    idp: StoredIdentityProvider,
     identity: ExternalIdentityClaims,
     login: {
       scope: string;
@@ -116,12 +176,11 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       authorizeRedirectUri?: string;
     },
   ) {
-    const idp = client.identityProvider as StoredIdentityProvider;
     let membership: Awaited<ReturnType<typeof mapIdentity>>;
     try {
       membership = await mapIdentity(services, { projectId: client.meta.project ?? '', idp, identity });
     } catch (err) {
-      if (err instanceof MappingError) throw new CallbackError(mappingMessage(err));
+      if (err instanceof MappingError) throw new CallbackError(mappingMessage(err), `mapping ${err.reason}`);
       throw err;
     }
     const { login: record, code } = await services.logins.create(
@@ -144,17 +203,22 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       },
       { withCode: true },
     );
-    return { login: record, code: code as string };
+    return { login: record, code: code as string, membership };
   }
 
   const redirect = (reply: FastifyReply, url: string) => reply.code(302).header('location', url).send();
 
-  /** §3.1: the Medplum SDK's JSON `state`, chosen by the browser; PKCE in `state` protects the app. */
+  /**
+   * §3.1: the Medplum SDK's JSON `state`, chosen by the browser; PKCE in `state` protects the app.
+   * The provider is the client's, else the DomainConfiguration of `state.domain` (protocol.md §3.1
+   * step 1) — for a client, only a configuration of the client's own project.
+   */
   async function legacyCallback(
     reply: FastifyReply,
     code: string,
     rawState: string,
     iss: string | undefined,
+    audit: AuditContext,
   ) {
     let state: Record<string, unknown>;
     try {
@@ -167,8 +231,26 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     const str = (k: string) =>
       typeof state[k] === 'string' && (state[k] as string).length <= 2048 ? (state[k] as string) : undefined;
     const clientId = str('clientId');
-    const client = clientId ? await services.clients.get(clientId) : undefined;
-    if (!client?.identityProvider) throw new CallbackError('Identity provider not found');
+    const domain = str('domain');
+    if (!clientId) {
+      if (!domain) throw new CallbackError('Identity provider not found');
+      return domainCallback(reply, code, str, domain, iss, audit);
+    }
+    const client = await services.clients.get(clientId);
+    if (client) {
+      audit.clientId = client.id;
+      audit.projectId = client.meta.project;
+    }
+    let idp = client?.identityProvider as StoredIdentityProvider | undefined;
+    let realm: DomainRealm | undefined;
+    if (client && !idp && domain) {
+      const found = await findDomainRealm(services, domain, client.meta.project);
+      if (found && found.projectId === client.meta.project) {
+        realm = found;
+        idp = found.idp;
+      }
+    }
+    if (!client || !idp) throw new CallbackError('Identity provider not found');
     if (client.legacyExternalState === false)
       throw new CallbackError('This application requires /auth/external/start');
     if (str('projectId') && str('projectId') !== client.meta.project)
@@ -183,18 +265,73 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       const problem = challengeProblem(codeChallenge, codeChallengeMethod);
       if (problem) throw new CallbackError(`state: ${problem}`);
     }
-    const provider = await resolve(client.identityProvider as StoredIdentityProvider);
+    const provider = await resolve(idp);
     const identity = await establish(provider, code, iss);
-    const result = await completeLogin(client, identity, {
+    if (realm) checkDomain(identity, realm);
+    const result = await completeLogin(client, idp, identity, {
       scope: grantableScope(str('scope')),
       nonce: str('nonce'),
       codeChallenge,
       codeChallengeMethod,
     });
+    audit.loginId = result.login.id;
+    audit.userId = userIdOf(result.membership.user.reference);
     return redirect(
       reply,
       authorizationResponseUrl(redirectUri, base, { login: result.login.id, code: result.code }),
     );
+  }
+
+  /**
+   * §3.1 without a client (the domain flow): the DomainConfiguration's provider; only memberships of
+   * its project count; the verified e-mail's domain must equal the configured one (RP-44);
+   * `returnTo` is ignored (RP-47). The Login is bound to this browser by an HttpOnly cookie scoped to
+   * the hosted pages, which finish it: 302 → `<BASE_URL>signin?login=<id>`.
+   */
+  async function domainCallback(
+    reply: FastifyReply,
+    code: string,
+    str: (k: string) => string | undefined,
+    domain: string,
+    iss: string | undefined,
+    audit: AuditContext,
+  ) {
+    const realm = await findDomainRealm(services, domain);
+    if (!realm) throw new CallbackError('Identity provider not found');
+    audit.projectId = realm.projectId;
+    if (str('projectId') && str('projectId') !== realm.projectId)
+      throw new CallbackError('projectId does not match the domain');
+    const codeChallenge = str('codeChallenge');
+    const codeChallengeMethod = str('codeChallengeMethod');
+    if (codeChallenge !== undefined || codeChallengeMethod !== undefined) {
+      const problem = challengeProblem(codeChallenge, codeChallengeMethod);
+      if (problem) throw new CallbackError(`state: ${problem}`);
+    }
+    const provider = await resolve(realm.idp);
+    const identity = await establish(provider, code, iss);
+    let result: Awaited<ReturnType<typeof startDomainLogin>>;
+    try {
+      result = await startDomainLogin(services, realm, identity, {
+        scope: grantableScope(str('scope')),
+        nonce: str('nonce'),
+        codeChallenge,
+        codeChallengeMethod,
+      });
+    } catch (err) {
+      if (err instanceof DomainFlowError) throw new CallbackError(err.message);
+      if (err instanceof MappingError) throw new CallbackError(mappingMessage(err), `mapping ${err.reason}`);
+      throw err;
+    }
+    audit.loginId = result.login.id;
+    audit.userId = userIdOf(result.login.userRef);
+    reply.header(
+      'set-cookie',
+      SIGNIN_COOKIE_PATHS.map(
+        (path) =>
+          `${SIGNIN_COOKIE}=${result.cookie}; Path=${path}; HttpOnly; SameSite=Lax; Max-Age=${SIGNIN_TTL_SECONDS}${secure ? '; Secure' : ''}`,
+      ),
+    );
+    return redirect(reply, `${base}signin?login=${encodeURIComponent(result.login.id)}`);
   }
 
   /** §3.2: the opaque handle, bound to this browser's cookie; `iss` checked (RFC 9207). */
@@ -204,6 +341,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     code: string,
     state: string,
     iss: string | undefined,
+    audit: AuditContext,
   ) {
     const flow = await flows.consume(state, readCookie(request, FLOW_COOKIE));
     if (!flow)
@@ -212,13 +350,16 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       'set-cookie',
       `${FLOW_COOKIE}=; Path=/auth/external; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`,
     );
+    audit.clientId = flow.clientId;
     const client = await services.clients.get(flow.clientId);
     if (!client?.identityProvider) throw new CallbackError('Identity provider not found');
-    const provider = await resolve(client.identityProvider as StoredIdentityProvider);
+    audit.projectId = client.meta.project;
+    const idp = client.identityProvider as StoredIdentityProvider;
+    const provider = await resolve(idp);
     // RP-13: the code goes only to the provider this state was started for.
     if (provider.key !== flow.provider) throw new CallbackError('identity provider changed during sign-in');
     const identity = await establish(provider, code, iss, flow);
-    const result = await completeLogin(client, identity, {
+    const result = await completeLogin(client, idp, identity, {
       scope: flow.scope,
       nonce: flow.appNonce,
       codeChallenge: flow.codeChallenge,
@@ -227,13 +368,16 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       // redirect_uri like any authorization code (RFC 6749 §4.1.3, RP-48 → OP-22).
       authorizeRedirectUri: flow.redirectUri,
     });
+    audit.loginId = result.login.id;
+    audit.userId = userIdOf(result.membership.user.reference);
     return redirect(
       reply,
       authorizationResponseUrl(flow.redirectUri, base, { code: result.code, state: flow.appState }),
     );
   }
 
-  app.get('/auth/external', async (request, reply) => {
+  /** The callback of both flows; the handler around it writes the audit event. */
+  async function callback(request: FastifyRequest, reply: FastifyReply, audit: AuditContext) {
     const query = request.query as Record<string, unknown>;
     const state = single(query, 'state');
     const code = single(query, 'code');
@@ -243,17 +387,59 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       // Consume the state on a provider error too, so it cannot be replayed (RP-08).
       if (error) {
         await flows.consume(state, readCookie(request, FLOW_COOKIE));
-        throw new CallbackError(`The identity provider reported an error: ${error}`);
+        throw new CallbackError(
+          `The identity provider reported an error: ${error}`,
+          'identity provider reported an error',
+        );
       }
     }
-    if (error) throw new CallbackError(`The identity provider reported an error: ${error}`);
+    if (error)
+      throw new CallbackError(
+        `The identity provider reported an error: ${error}`,
+        'identity provider reported an error',
+      );
     if (!state) throw new CallbackError('state is missing');
     if (!code) throw new CallbackError('code is missing');
-    if (state.startsWith('{')) return legacyCallback(reply, code, state, iss);
-    return handleCallback(request, reply, code, state, iss);
+    if (state.startsWith('{')) return legacyCallback(reply, code, state, iss, audit);
+    return handleCallback(request, reply, code, state, iss, audit);
+  }
+
+  // Every callback, accepted or refused, is an AuditEvent (protocol.md §1; ASVS 4.0 7.1.3, 7.2.1).
+  app.get('/auth/external', async (request, reply) => {
+    const audit: AuditContext = {};
+    const event = (): Omit<AuditInput, 'outcome'> => ({
+      action: 'external-login',
+      ip: request.ip,
+      ...Object.fromEntries(Object.entries(audit).filter(([, v]) => v !== undefined)),
+    });
+    try {
+      const result = await callback(request, reply, audit);
+      services.audit.record({ ...event(), outcome: 'success' });
+      return result;
+    } catch (err) {
+      const serious = !(err instanceof HttpError) || err.status >= 500;
+      services.audit.record({
+        ...event(),
+        outcome: serious ? 'serious-failure' : 'minor-failure',
+        reason: auditReason(err),
+      });
+      throw err;
+    }
   });
 
   app.get('/auth/external/start', async (request, reply) => {
+    const budget = [startKey(request.ip)];
+    const decision = services.limiter.check(budget);
+    if (!decision.allowed) {
+      services.audit.record({
+        action: 'external-login',
+        outcome: 'minor-failure',
+        reason: 'rate limited',
+        ip: request.ip,
+      });
+      throw httpTooManyRequests(decision);
+    }
+    services.limiter.recordFailure(budget);
     const query = { ...(request.query as Record<string, unknown>), response_type: 'code' };
     let req: Awaited<ReturnType<typeof validateAuthorizeRequest>>;
     try {

@@ -6,6 +6,8 @@ export interface SignInPageInput {
   clientName: string;
   email?: string;
   error?: string;
+  /** The client's identity provider: a link to `/auth/external/start` with the same parameters (§3.2). */
+  external?: { label: string; href: string };
 }
 
 function hiddenFields(hidden: Record<string, string>): string {
@@ -27,7 +29,13 @@ ${hiddenFields(input.hidden)}
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
-</form>`,
+</form>${
+      input.external
+        ? `
+<p>or</p>
+<a class="button" href="${escapeHtml(input.external.href)}">Continue with ${escapeHtml(input.external.label)}</a>`
+        : ''
+    }`,
   );
 }
 

@@ -35,7 +35,7 @@ import {
 } from '../support/federation.ts';
 import { createProjectFixture, type ProjectFixture } from '../support/fixtures.ts';
 import { assertT, jwtParts, pkcePair, randomState, token } from '../support/oauth-flows.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { call, startServer, type TestServer, tokenForMembership } from '../support/server.ts';
 import {
   type Canary,
   type Counts,
@@ -828,9 +828,57 @@ for (const engine of ENGINES) {
       );
     });
 
-    test.todo(
-      'RP-44: domain-restricted provider (DomainConfiguration flow) — not implemented yet (POST /auth/method, domain state)',
-    );
+    test('RP-44: a domain-restricted provider (DomainConfiguration) accepts only its exact domain, case-insensitively', async () => {
+      const superToken = await tokenForMembership(server.services, server.adminMembership);
+      const created = await call(server, 'POST', '/fhir/R4/DomainConfiguration', {
+        token: superToken,
+        body: {
+          resourceType: 'DomainConfiguration',
+          domain: 'example.com',
+          project: { reference: `Project/${fx.project.id}` },
+          identityProvider: config(idp),
+        },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const lookalikes = ['a@evilexample.com', 'a@example.com.evil.com', 'a@sub.example.com'];
+
+      // Home-realm discovery offers the provider to the exact domain only.
+      for (const email of lookalikes) {
+        assert.deepEqual((await call(server, 'POST', '/auth/method', { body: { email } })).body, {}, email);
+      }
+      const quoted = await call(server, 'POST', '/auth/method', {
+        body: { email: '"a@example.com"@evil.com' },
+      });
+      assert.equal(quoted.status, 400);
+      assert.equal(quoted.body.authorizeUrl, undefined);
+      const upper = await call(server, 'POST', '/auth/method', { body: { email: 'a@EXAMPLE.COM' } });
+      assert.equal(upper.body.domain, 'example.com');
+      assert.ok(upper.body.authorizeUrl.startsWith(`${idp.authorizeUrl}?`));
+
+      // The callback: the verified e-mail's domain must be the configured one — even for a subject
+      // already linked to a member (alice's).
+      const state = legacyState({ domain: 'example.com' });
+      for (const email of [...lookalikes, '"a@example.com"@evil.com']) {
+        const before = await snapshot();
+        const answer = await externalCallback(server, {
+          code: idp.code(asAlice({ account: { email } })),
+          state,
+          iss: idp.issuer,
+        });
+        await assertCB(answer, before, []);
+        assert.match(alertOf(answer), /does not match domain|no valid e-mail/, email);
+      }
+      const accepted = await externalCallback(server, {
+        code: idp.code(
+          asAlice({ account: { email: alice.email.replace(/@example\.com$/, '@EXAMPLE.COM') } }),
+        ),
+        state,
+        iss: idp.issuer,
+      });
+      assert.equal(accepted.status, 302, alertOf(accepted));
+      assert.equal(`${accepted.location?.origin}${accepted.location?.pathname}`, `${server.baseUrl}signin`);
+      assert.ok(accepted.location?.searchParams.get('login'));
+    });
 
     test("RP-45: a verified e-mail of project A signing in through project B's client finds only B's memberships", async () => {
       const inB = await idpClientApp(server, fx2, config(idp));

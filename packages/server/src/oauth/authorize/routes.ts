@@ -49,6 +49,19 @@ function carried(raw: Record<string, unknown>): Record<string, string> {
   return out;
 }
 
+/** How the "Continue with" button names a provider: its issuer's (or authorization endpoint's) host. */
+function providerLabel(idp: { issuer?: string; authorizeUrl?: string }): string {
+  for (const url of [idp.issuer, idp.authorizeUrl]) {
+    if (!url) continue;
+    try {
+      return new URL(url).host;
+    } catch {
+      // not a URL: try the next one
+    }
+  }
+  return 'your identity provider';
+}
+
 /**
  * GET/POST /oauth2/authorize: the hosted, server-rendered sign-in (RFC 6749 §4.1). The form is bound
  * to the browser by a double-submit cookie (HttpOnly, SameSite=Lax, path-scoped), so a cross-site
@@ -74,9 +87,23 @@ export function registerAuthorize(app: FastifyInstance, services: Services): voi
       'set-cookie',
       `${CSRF_COOKIE}=${csrf}; Path=/oauth2/authorize; HttpOnly; SameSite=Lax; Max-Age=1800${secure ? '; Secure' : ''}`,
     );
+    const idp = req.client.identityProvider;
+    // §3.2: the same authorization request, with the client's provider chosen up front.
+    const external = idp
+      ? {
+          label: providerLabel(idp),
+          href: `${services.config.baseUrl}auth/external/start?${new URLSearchParams(carried(raw))}`,
+        }
+      : undefined;
     return sendPage(
       reply,
-      renderSignInPage({ hidden: { ...carried(raw), csrf }, clientName: req.client.name, error, email }),
+      renderSignInPage({
+        hidden: { ...carried(raw), csrf },
+        clientName: req.client.name,
+        error,
+        email,
+        external,
+      }),
       error ? 400 : 200,
     );
   };
