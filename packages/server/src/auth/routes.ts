@@ -98,6 +98,11 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
     },
     async (request) => {
       const login = await services.logins.get(request.body.login);
+      // A domain sign-in is bound to its browser by an HttpOnly cookie that only the hosted /signin
+      // page reads (this CORS route reads no cookie): it is completed there, never here.
+      if (login?.details?.domainFlow === true) {
+        throw new BadRequest('Complete this sign-in on the hosted sign-in page', 'login');
+      }
       const code = await chooseMembership(services, login, request.body.profile);
       return { login: request.body.login, code };
     },

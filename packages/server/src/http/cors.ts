@@ -12,7 +12,10 @@ export async function registerCors(app: FastifyInstance): Promise<void> {
   await app.register(cors, {
     hook: 'onRequest',
     delegator: (request, callback) => {
-      if (surfaceOf(request.url ?? '/') === 'page') return callback(null, { origin: false });
+      const url = request.url ?? '/';
+      // GET /auth/login/:login reads the hosted pages' cookie: it must not answer other origins.
+      if (surfaceOf(url) === 'page' || /^\/auth\/login\/[^/?]+/.test(url))
+        return callback(null, { origin: false });
       callback(null, {
         origin: true,
         credentials: true,

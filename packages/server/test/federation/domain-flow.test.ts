@@ -410,18 +410,20 @@ for (const engine of ENGINES) {
       assert.equal((await loginJson(jar, password.body.login)).status, 404);
     });
 
-    test('a code obtained for a pending domain login through /auth/profile cannot be redeemed', async () => {
+    test('a pending domain login cannot be completed through /auth/profile (it is bound to the hosted page)', async () => {
       const user = await domainUser(server, fx, 2);
       const id = assertToSignin(await domainSignIn(user.email, idp.account(user.email), new CookieJar()));
       const profile = await call(server, 'POST', '/auth/profile', {
         body: { login: id, profile: user.memberships[0]?.id },
       });
-      assert.equal(profile.status, 200, JSON.stringify(profile.body));
-      // Without a challenge of its own the code would be redeemable with no verifier at all.
-      assertT(
-        await token(server, { grant_type: 'authorization_code', code: profile.body.code }),
-        'invalid_grant',
-      );
+      assert.equal(profile.status, 400, JSON.stringify(profile.body));
+      assert.match(profile.body.issue[0].details.text, /hosted sign-in page/);
+      assert.equal(profile.body.code, undefined);
+      // GET /auth/login/:login reads the hosted pages' cookie: no CORS for other origins.
+      const cross = await fetch(new URL(`auth/login/${id}`, server.baseUrl), {
+        headers: { origin: 'https://evil.example' },
+      });
+      assert.equal(cross.headers.get('access-control-allow-origin'), null);
     });
 
     test('the e-mail must be verified and at the configured domain exactly (RP-44); only the domain project counts', async () => {
