@@ -3,6 +3,7 @@ import { BadRequest } from '../errors/http-errors.ts';
 import { discoverHomeRealm } from '../federation/domain.ts';
 import { grantableScope } from '../oauth/scope.ts';
 import type { Services } from '../services/container.ts';
+import { isUuid } from '../storage/resources.ts';
 import { describeSession } from './me.ts';
 import { authenticatePassword } from './password-sign-in.ts';
 import { authenticate, authOf } from './require-auth.ts';
@@ -53,6 +54,10 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
     },
     async (request) => {
       const body = request.body;
+      // RFC 6749 §3.2 spirit: an empty value counts as omitted; anything else must name a project.
+      const projectId = body.projectId === '' ? undefined : body.projectId;
+      if (projectId !== undefined && !isUuid(projectId))
+        throw new BadRequest('projectId is not valid', 'projectId');
       const client = body.clientId ? await services.clients.get(body.clientId) : undefined;
       if (body.clientId && (!client || client.status === 'off'))
         throw new BadRequest('Client not found', 'clientId');
@@ -61,13 +66,13 @@ export function registerAuthRoutes(app: FastifyInstance, services: Services): vo
         ip: request.ip,
         email: body.email,
         password: body.password,
-        projectId: client?.meta.project ?? body.projectId,
+        projectId: client?.meta.project ?? projectId,
       });
       const result = await startLogin(services, {
         userRef: `User/${user.id}`,
         authMethod: 'password',
         client,
-        projectId: body.projectId,
+        projectId,
         scope: grantableScope(body.scope),
         nonce: body.nonce,
         codeChallenge: body.codeChallenge,

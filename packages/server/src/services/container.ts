@@ -47,10 +47,12 @@ export interface Services {
   close(): Promise<void>;
 }
 
-function connectRedis(url: string): Redis {
+function connectRedis(url: string, options: { queueUntilConnected?: boolean } = {}): Redis {
   const redis = new Redis(url, {
     // Fail fast while Redis is down instead of queueing requests: callers fall back (TTL caches).
-    enableOfflineQueue: false,
+    // The subscriber is the exception: its SUBSCRIBE must wait for the connection, or it is lost and
+    // invalidations never arrive (ioredis re-subscribes by itself after a reconnect).
+    enableOfflineQueue: options.queueUntilConnected === true,
     maxRetriesPerRequest: 1,
     lazyConnect: false,
   });
@@ -67,7 +69,9 @@ export async function createServices(config: Config, db: Db, secretKey: string):
   const repo = new ResourceRepository(db);
   const box = new SecretBox(secretKey);
   const redis = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
-  const subscriber = config.redisUrl ? connectRedis(config.redisUrl) : undefined;
+  const subscriber = config.redisUrl
+    ? connectRedis(config.redisUrl, { queueUntilConnected: true })
+    : undefined;
   const bus = new InvalidationBus(redis, subscriber);
   const keys = new KeyStore(db, box, Math.max(config.accessTokenLifetime, 3600));
   await keys.load();
