@@ -12,10 +12,15 @@ export async function describeSession(services: Services, auth: AuthContext) {
   const [profileType, profileId] = auth.membership.profile.reference.split('/') as [string, string];
   const [userType, userId] = auth.membership.user.reference.split('/') as [string, string];
   // One round trip for both (performance.md: /auth/me ≥ 0.5× a single indexed read).
+  const policyRef = auth.membership.accessPolicy?.reference;
   const found = await repo.readMany([
     { resourceType: profileType, id: profileId },
     { resourceType: userType, id: userId },
+    ...(policyRef?.startsWith('AccessPolicy/')
+      ? [{ resourceType: 'AccessPolicy', id: policyRef.slice('AccessPolicy/'.length) }]
+      : []),
   ]);
+  const accessPolicy = found.find((r) => r.resourceType === 'AccessPolicy');
   const profile = found.find((r) => r.resourceType === profileType && r.id === profileId);
   const user = found.find((r) => r.resourceType === userType && r.id === userId);
   const { project, membership } = auth;
@@ -39,5 +44,7 @@ export async function describeSession(services: Services, auth: AuthContext) {
       ...(membership.accessPolicy ? { accessPolicy: membership.accessPolicy } : {}),
     },
     config: { resourceType: 'UserConfiguration', id: 'default', menu: [] },
+    // The SDK's getAccessPolicy(): absent means unrestricted (medplum-client-behaviour §3).
+    ...(accessPolicy ? { accessPolicy } : {}),
   };
 }

@@ -226,7 +226,9 @@ export class TokenExchange {
         throw new InvalidRequest('subject_token is malformed');
       }
       const aud = Array.isArray(claims.aud) ? claims.aud : claims.aud !== undefined ? [claims.aud] : [];
-      if (!aud.includes(idp.audience) && claims.azp !== idp.audience && claims.cid !== idp.audience) {
+      // Okta puts the app in `cid`, Cognito access tokens in `client_id` (they carry no `aud`).
+      const app = [claims.azp, claims.cid, claims.client_id];
+      if (!aud.includes(idp.audience) && !app.includes(idp.audience)) {
         throw new InvalidRequest('subject token rejected: it was issued for another audience');
       }
     }

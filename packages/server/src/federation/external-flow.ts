@@ -6,6 +6,8 @@ import type { Services } from '../services/container.ts';
 export interface PendingFlow {
   clientId: string;
   redirectUri: string;
+  /** Whether the app's request carried redirect_uri (then the token request must repeat it). */
+  redirectUriSent?: boolean;
   appState: string | undefined;
   codeChallenge: string | undefined;
   codeChallengeMethod: string | undefined;

@@ -65,6 +65,15 @@ export function validateIdentityProvider(
       `${field}.tokenVerificationMethod`,
     );
   }
+  if (value.justInTimeProvisioning === true) {
+    const policy = value.justInTimeAccessPolicy;
+    if (typeof policy !== 'string' || !/^AccessPolicy\/[0-9a-f-]{36}$/i.test(policy)) {
+      throw new BadRequest(
+        `${field}.justInTimeAccessPolicy (an AccessPolicy reference) is required with justInTimeProvisioning: self-registered users must not get unrestricted access`,
+        `${field}.justInTimeAccessPolicy`,
+      );
+    }
+  }
   if (typeof value.audience === 'string' && value.audience === value.clientId) {
     throw new BadRequest(
       `${field}.audience must differ from clientId (the audience of ID tokens), so that an ID token never passes as an access token`,

@@ -205,6 +205,9 @@ async function provision(
           externalId: identity.sub,
           admin: false,
           active: true,
+          // Self-registered users get exactly the access the provider's configuration names: never
+          // the project's unrestricted default (validated at save: idp-config.ts).
+          ...(idp.justInTimeAccessPolicy ? { accessPolicy: { reference: idp.justInTimeAccessPolicy } } : {}),
         },
         { tx },
       );

@@ -237,6 +237,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       return domainCallback(reply, code, str, domain, iss, audit);
     }
     const client = await services.clients.get(clientId);
+    if (client?.status === 'off') throw new CallbackError('This application is disabled');
     if (client) {
       audit.clientId = client.id;
       audit.projectId = client.meta.project;
@@ -352,6 +353,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     );
     audit.clientId = flow.clientId;
     const client = await services.clients.get(flow.clientId);
+    if (client?.status === 'off') throw new CallbackError('This application is disabled');
     if (!client?.identityProvider) throw new CallbackError('Identity provider not found');
     audit.projectId = client.meta.project;
     const idp = client.identityProvider as StoredIdentityProvider;
@@ -366,7 +368,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
       codeChallengeMethod: flow.codeChallengeMethod,
       // §3.2 is /oauth2/authorize with the provider chosen up front: its code is bound to the
       // redirect_uri like any authorization code (RFC 6749 §4.1.3, RP-48 → OP-22).
-      authorizeRedirectUri: flow.redirectUri,
+      authorizeRedirectUri: flow.redirectUriSent === false ? undefined : flow.redirectUri,
     });
     audit.loginId = result.login.id;
     audit.userId = userIdOf(result.membership.user.reference);
@@ -467,6 +469,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     const { state, cookie } = await flows.create({
       clientId: req.client.id,
       redirectUri: req.redirectUri,
+      redirectUriSent: req.redirectUriSent,
       appState: req.state,
       codeChallenge: req.codeChallenge,
       codeChallengeMethod: req.codeChallengeMethod,

@@ -21,8 +21,10 @@ export function smartScopeRules(scope: string): ScopeRule[] | undefined {
     const match = /^(?:patient|user|system)\/(\*|[A-Za-z]+)\.([a-z*]+)(?:\?.*)?$/.exec(s);
     if (!match) continue;
     const [, type, perms] = match as unknown as [string, string, string];
-    const read = perms === 'read' || perms === '*' || /[rs]/.test(perms.replace('read', ''));
-    const write = perms === 'write' || perms === '*' || (perms !== 'read' && /[cud]/.test(perms));
+    // SMART v1: read | write | *; v2: a subset of c r u d s in that order (never both forms).
+    const v1 = perms === 'read' || perms === 'write' || perms === '*';
+    const read = v1 ? perms !== 'write' : /[rs]/.test(perms);
+    const write = v1 ? perms !== 'read' : /[cud]/.test(perms);
     rules.push({ type, read, write });
   }
   return rules.length > 0 ? rules : undefined;

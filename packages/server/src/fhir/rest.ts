@@ -1,6 +1,6 @@
 import { present } from '../admin/present.ts';
 import type { AuthContext } from '../auth/access.ts';
-import { BadRequest, Forbidden, NotFound } from '../errors/http-errors.ts';
+import { BadRequest, Forbidden, Gone, NotFound } from '../errors/http-errors.ts';
 import type { Resource } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
 import type { HistoryEntry } from '../storage/resources.ts';
@@ -27,9 +27,12 @@ export class FhirRest {
 
   /** A resource of the caller's project; another project's resource is indistinguishable from none. */
   private async load(auth: AuthContext, resourceType: string, id: string): Promise<Resource> {
-    const resource = await this.services.repo.readOrThrow<Resource>(resourceType, id);
-    if (!this.visible(auth, resource)) throw new NotFound(`${resourceType}/${id} not found`);
-    return resource;
+    const row = await this.services.repo.readRow<Resource>(resourceType, id);
+    // Another project's resource, deleted or not, is indistinguishable from one that never existed.
+    if (!row || !this.visible(auth, row.resource))
+      throw new NotFound(`${resourceType}/${id.slice(0, 64)} not found`);
+    if (row.deleted) throw new Gone(`${resourceType}/${id} was deleted`);
+    return row.resource;
   }
 
   private visible(auth: AuthContext, resource: Resource): boolean {

@@ -156,7 +156,7 @@ async function runBatchEntry(rest: FhirRest, auth: AuthContext, base: string, en
     }
     if (method === 'PUT' && id)
       return {
-        resource: await rest.update(auth, type, id, resource, request?.ifMatch),
+        resource: await rest.update(auth, type, id, resource, parseIfMatch(request?.ifMatch)),
         response: { status: '200 OK' },
       };
     if (method === 'DELETE' && id) {

@@ -44,13 +44,29 @@ export const SEARCH_PARAMS: Record<string, Record<string, SearchParamDef>> = {
     encounter: { kind: 'reference', path: 'encounter' },
     category: { kind: 'token', path: 'category' },
   },
+  // Condition has no `status` element (R4): clinical-status instead.
   Condition: {
-    ...clinical,
+    subject: clinical.subject as SearchParamDef,
+    patient: clinical.patient as SearchParamDef,
+    code: clinical.code as SearchParamDef,
+    identifier: clinical.identifier as SearchParamDef,
     'clinical-status': { kind: 'token', path: 'clinicalStatus' },
     encounter: { kind: 'reference', path: 'encounter' },
   },
-  Encounter: { ...clinical, class: { kind: 'token', path: 'class' }, date: { kind: 'date', path: 'period' } },
-  MedicationRequest: { ...clinical, intent: { kind: 'token', path: 'intent' } },
+  // Encounter has `type`, not `code`; its date is a Period (not searchable by this simple table yet).
+  Encounter: {
+    subject: clinical.subject as SearchParamDef,
+    patient: clinical.patient as SearchParamDef,
+    status: clinical.status as SearchParamDef,
+    identifier: clinical.identifier as SearchParamDef,
+    class: { kind: 'token', path: 'class' },
+    type: { kind: 'token', path: 'type' },
+  },
+  MedicationRequest: {
+    ...clinical,
+    code: { kind: 'token', path: 'medicationCodeableConcept' },
+    intent: { kind: 'token', path: 'intent' },
+  },
   AllergyIntolerance: {
     patient: { kind: 'reference', path: 'patient' },
     code: { kind: 'token', path: 'code' },

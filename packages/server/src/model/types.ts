@@ -81,6 +81,8 @@ export interface IdentityProvider {
   useSubject?: boolean;
   tokenVerificationMethod?: TokenVerificationMethod;
   justInTimeProvisioning?: boolean;
+  /** `AccessPolicy/<id>` given to just-in-time provisioned memberships; required with provisioning on. */
+  justInTimeAccessPolicy?: string;
   allowUnverifiedEmail?: boolean;
 }
 

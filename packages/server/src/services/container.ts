@@ -107,6 +107,7 @@ export async function createServices(config: Config, db: Db, secretKey: string):
     exchange: undefined as unknown as TokenExchange,
     redis,
     async close() {
+      clearInterval(purge);
       // Order matters: audit events reach the database before it closes, counters reach Redis.
       await audit.close();
       await limiter.close();
@@ -117,5 +118,10 @@ export async function createServices(config: Config, db: Db, secretKey: string):
     },
   };
   services.exchange = new TokenExchange(services);
+  // Sealed successors are secrets: forget them once the longest reuse grace (60 s) has passed.
+  const purge = setInterval(() => {
+    refreshTokens.purgeSuccessors(60).catch(() => {});
+  }, 60_000);
+  purge.unref();
   return services;
 }

@@ -175,6 +175,20 @@ export class ResourceRepository {
       .filter((c) => valid.some((r) => r.id === c.id && r.resourceType === c.resourceType));
   }
 
+  /** The current row, deleted or not (callers decide what a tombstone may reveal). */
+  async readRow<T extends Resource>(
+    resourceType: string,
+    id: string,
+    tx?: Queryable,
+  ): Promise<{ resource: T; deleted: boolean } | undefined> {
+    if (!isUuid(id)) return undefined;
+    const rows = await this.q(tx).query<{ content: T; deleted: boolean }>(
+      'SELECT content, deleted FROM resource WHERE id = $1 AND resource_type = $2',
+      [id, resourceType],
+    );
+    return rows[0] ? { resource: rows[0].content, deleted: rows[0].deleted } : undefined;
+  }
+
   /** Like {@link read}, but answers 404 for a missing resource and 410 for a deleted one. */
   async readOrThrow<T extends Resource>(resourceType: string, id: string, tx?: Queryable): Promise<T> {
     if (!isUuid(id)) throw new NotFound(`${resourceType}/${id} not found`);

@@ -14,6 +14,7 @@ import type { IdentityProvider, ProjectMembership } from '../../src/model/types.
 import { ENGINES } from '../support/db.ts';
 import {
   APP_REDIRECT,
+  accessPolicy,
   CookieJar,
   externalCallback,
   FEDERATION_ENV,
@@ -210,10 +211,22 @@ for (const engine of ENGINES) {
     });
 
     test('just-in-time provisioning: an unknown user gets a project-scoped User, Patient and linked membership', async () => {
+      const policy = await accessPolicy(server, fx);
+      const refused = await call(server, 'PUT', `/fhir/R4/ClientApplication/${fx.client.id}`, {
+        token: fx.admin.token,
+        body: {
+          ...(
+            await call(server, 'GET', `/fhir/R4/ClientApplication/${fx.client.id}`, { token: fx.admin.token })
+          ).body,
+          identityProvider: providerConfig(idp.basicClient, { justInTimeProvisioning: true }),
+        },
+      });
+      assert.equal(refused.status, 400, 'provisioning without an access policy is refused at save');
+      assert.match(refused.body.issue[0].details.text, /justInTimeAccessPolicy/);
       const app = await idpClientApp(
         server,
         fx,
-        providerConfig(idp.basicClient, { justInTimeProvisioning: true }),
+        providerConfig(idp.basicClient, { justInTimeProvisioning: true, justInTimeAccessPolicy: policy }),
       );
       const email = newEmail('newcomer');
       const sub = idp.account(email, { given_name: 'Nova', family_name: 'Newcomer' });
@@ -226,6 +239,11 @@ for (const engine of ENGINES) {
         token: fx.admin.token,
       });
       assert.equal(membership.body.externalId, sub);
+      assert.equal(
+        membership.body.accessPolicy?.reference,
+        policy,
+        'self-registered users get the named policy',
+      );
       assert.equal(membership.body.profile.reference, `Patient/${profile.id}`);
       const user = await call(server, 'GET', `/fhir/R4/${me.membership.user.reference}`, {
         token: fx.admin.token,

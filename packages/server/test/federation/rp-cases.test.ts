@@ -19,6 +19,7 @@ import { canListen, selfSignedCertificate, startHttpsServer } from '../outbound/
 import { ENGINES } from '../support/db.ts';
 import {
   APP_REDIRECT,
+  accessPolicy,
   CookieJar,
   externalCallback,
   externalStart,
@@ -891,7 +892,14 @@ for (const engine of ENGINES) {
       await assertCB(answer, before, []);
       assert.match(answer.text, /not found in this project/);
       // With just-in-time provisioning in B, alice gets a new identity in B, never A's membership.
-      const jit = await idpClientApp(server, fx2, config(idp, { justInTimeProvisioning: true }));
+      const jit = await idpClientApp(
+        server,
+        fx2,
+        config(idp, {
+          justInTimeProvisioning: true,
+          justInTimeAccessPolicy: await accessPolicy(server, fx2),
+        }),
+      );
       const sub = `jit-${randomState()}`;
       const location = assertAccepted(
         await externalCallback(server, {

@@ -85,6 +85,16 @@ for (const engine of ENGINES) {
       await assert.rejects(medplumB.readHistory('Patient', mine.id), /not found/i);
       const still = await medplumA.readResource('Patient', mine.id, { cache: 'no-cache' });
       assert.equal(still.name?.[0]?.family, 'Isolated');
+      // A deleted resource of another project is not revealed by a 410 either.
+      await medplumA.deleteResource('Patient', mine.id);
+      const gone = await call(server, 'GET', `/fhir/R4/Patient/${mine.id}`, {
+        token: medplumB.getAccessToken(),
+      });
+      assert.equal(gone.status, 404);
+      const own = await call(server, 'GET', `/fhir/R4/Patient/${mine.id}`, {
+        token: medplumA.getAccessToken(),
+      });
+      assert.equal(own.status, 410);
     });
 
     test('paging: _count and _offset with next/previous links and a total', async () => {
@@ -303,6 +313,8 @@ for (const engine of ENGINES) {
       );
       const search = await call(server, 'GET', '/fhir/R4/Patient', { token: reader.getAccessToken() });
       assert.equal(search.status, 200);
+      const me = await call(server, 'GET', '/auth/me', { token: reader.getAccessToken() });
+      assert.equal(me.body.accessPolicy?.id, policy.body.id, '/auth/me carries the access policy');
       const write = await call(server, 'POST', '/fhir/R4/Patient', {
         token: reader.getAccessToken(),
         body: { resourceType: 'Patient' },

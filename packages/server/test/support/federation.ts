@@ -168,3 +168,17 @@ export async function loginCount(server: TestServer): Promise<number> {
 }
 
 export { CookieJar };
+
+/** An AccessPolicy in the fixture's project (for just-in-time provisioned users). */
+export async function accessPolicy(
+  server: TestServer,
+  fx: ProjectFixture,
+  resource: { resourceType: string; readonly?: boolean }[] = [{ resourceType: 'Patient', readonly: true }],
+): Promise<string> {
+  const created = await call(server, 'POST', '/fhir/R4/AccessPolicy', {
+    token: fx.admin.token,
+    body: { resourceType: 'AccessPolicy', name: 'just-in-time users', resource },
+  });
+  if (created.status !== 201) throw new Error(`AccessPolicy: ${JSON.stringify(created.body)}`);
+  return `AccessPolicy/${created.body.id}`;
+}

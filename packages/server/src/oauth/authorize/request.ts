@@ -8,6 +8,8 @@ import { grantableScope } from '../scope.ts';
 export interface AuthorizeRequest {
   client: StoredClient;
   redirectUri: string;
+  /** Whether the request carried redirect_uri: only then must the token request repeat it (RFC 6749 §4.1.3). */
+  redirectUriSent: boolean;
   state: string | undefined;
   scope: string;
   nonce: string | undefined;
@@ -132,6 +134,7 @@ export async function validateAuthorizeRequest(
   return {
     client,
     redirectUri,
+    redirectUriSent: single(raw, 'redirect_uri').value !== undefined,
     state,
     scope,
     nonce: single(raw, 'nonce').value,

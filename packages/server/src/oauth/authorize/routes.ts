@@ -160,7 +160,7 @@ export function registerAuthorize(app: FastifyInstance, services: Services): voi
           nonce: req.nonce,
           codeChallenge: req.codeChallenge,
           codeChallengeMethod: req.codeChallengeMethod,
-          authorizeRedirectUri: req.redirectUri,
+          authorizeRedirectUri: req.redirectUriSent ? req.redirectUri : undefined,
         });
         if (result.code === undefined) {
           return sendPage(

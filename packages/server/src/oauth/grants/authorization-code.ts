@@ -28,7 +28,8 @@ export const authorizationCodeGrant: Grant = {
       throw new InvalidGrant('authorization code was issued to another client');
     }
     const client = login.clientId ? await services.clients.get(login.clientId) : undefined;
-    if (login.clientId && !client) throw new InvalidGrant('client no longer exists');
+    if (login.clientId && (!client || client.status === 'off'))
+      throw new InvalidGrant('client no longer exists or is disabled');
     if (client?.requireClientAuth && !identity.authenticated) {
       throw new InvalidClient('client authentication required', identity.usedBasic);
     }

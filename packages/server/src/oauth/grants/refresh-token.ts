@@ -48,6 +48,9 @@ export const refreshTokenGrant: Grant = {
       throw new InvalidGrant('refresh token was issued to another client');
     }
     const client = stored.clientId ? await services.clients.get(stored.clientId) : undefined;
+    // A disabled or deleted client's sessions end with it, whatever client_id the request names.
+    if (stored.clientId && (!client || client.status === 'off'))
+      throw new InvalidGrant('client no longer exists or is disabled');
     if (client?.requireClientAuth && !identity.authenticated) {
       throw new InvalidClient('client authentication required', identity.usedBasic);
     }
