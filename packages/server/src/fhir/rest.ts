@@ -3,6 +3,7 @@ import type { AuthContext } from '../auth/access.ts';
 import { BadRequest, Forbidden, Gone, NotFound } from '../errors/http-errors.ts';
 import type { Resource } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
+import type { Queryable } from '../storage/db.ts';
 import type { HistoryEntry } from '../storage/resources.ts';
 import { isUuid } from '../storage/resources.ts';
 import { assertMayRead, guardWrite } from './guards.ts';
@@ -12,10 +13,24 @@ import { buildSearch } from './search.ts';
 const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 
 /** The FHIR interactions (read, vread, create, update, delete, history, search), project-scoped. */
+/**
+ * How an interaction runs inside a transaction bundle: on the transaction's connection, already
+ * authorized (the policy is read before the transaction: PGlite holds one connection), with work
+ * that must not run inside the transaction deferred until it commits.
+ */
+export interface InteractionContext {
+  tx?: Queryable;
+  authorized?: boolean;
+  afterCommit?: (() => Promise<void>)[];
+  /** Id assigned ahead (a transaction's `urn:uuid:` entries). */
+  id?: string;
+}
+
 export class FhirRest {
   constructor(private readonly services: Services) {}
 
-  private async authorize(auth: AuthContext, resourceType: string, operation: Operation): Promise<void> {
+  /** Throws unless the caller may do `operation` on `resourceType` (type rules, policy, scopes). */
+  async authorize(auth: AuthContext, resourceType: string, operation: Operation): Promise<void> {
     if (!RESOURCE_TYPE.test(resourceType))
       throw new NotFound(`Unknown resource type ${resourceType.slice(0, 64)}`);
     if (operation === 'read') assertMayRead(auth, resourceType);
@@ -26,8 +41,8 @@ export class FhirRest {
   }
 
   /** A resource of the caller's project; another project's resource is indistinguishable from none. */
-  private async load(auth: AuthContext, resourceType: string, id: string): Promise<Resource> {
-    const row = await this.services.repo.readRow<Resource>(resourceType, id);
+  private async load(auth: AuthContext, resourceType: string, id: string, tx?: Queryable): Promise<Resource> {
+    const row = await this.services.repo.readRow<Resource>(resourceType, id, tx);
     // Another project's resource, deleted or not, is indistinguishable from one that never existed.
     if (!row || !this.visible(auth, row.resource))
       throw new NotFound(`${resourceType}/${id.slice(0, 64)} not found`);
@@ -40,9 +55,14 @@ export class FhirRest {
     return resource.meta.project === auth.project.id;
   }
 
-  async read(auth: AuthContext, resourceType: string, id: string): Promise<Resource> {
-    await this.authorize(auth, resourceType, 'read');
-    return present(await this.load(auth, resourceType, id));
+  async read(
+    auth: AuthContext,
+    resourceType: string,
+    id: string,
+    ctx: InteractionContext = {},
+  ): Promise<Resource> {
+    if (!ctx.authorized) await this.authorize(auth, resourceType, 'read');
+    return present(await this.load(auth, resourceType, id, ctx.tx));
   }
 
   async vread(auth: AuthContext, resourceType: string, id: string, versionId: string): Promise<Resource> {
@@ -54,16 +74,20 @@ export class FhirRest {
     return entry.resource;
   }
 
-  async create(auth: AuthContext, resourceType: string, body: unknown): Promise<Resource> {
-    await this.authorize(auth, resourceType, 'write');
+  async create(
+    auth: AuthContext,
+    resourceType: string,
+    body: unknown,
+    ctx: InteractionContext = {},
+  ): Promise<Resource> {
+    if (!ctx.authorized) await this.authorize(auth, resourceType, 'write');
     const incoming = this.checkBody(body, resourceType, undefined);
     const guarded = await guardWrite(this.services, auth, 'create', incoming, undefined);
     const { id: _ignored, meta: _meta, ...rest } = guarded as Resource;
-    const created = await this.services.repo.create({
-      ...rest,
-      resourceType,
-      meta: { project: auth.project.id },
-    });
+    const created = await this.services.repo.create(
+      { ...rest, resourceType, meta: { project: auth.project.id }, ...(ctx.id ? { id: ctx.id } : {}) },
+      { tx: ctx.tx },
+    );
     return present(created);
   }
 
@@ -73,28 +97,42 @@ export class FhirRest {
     id: string,
     body: unknown,
     ifMatch: string | undefined,
+    ctx: InteractionContext = {},
   ): Promise<Resource> {
-    await this.authorize(auth, resourceType, 'write');
+    if (!ctx.authorized) await this.authorize(auth, resourceType, 'write');
     const incoming = this.checkBody(body, resourceType, id);
-    const stored = await this.load(auth, resourceType, id);
+    const stored = await this.load(auth, resourceType, id, ctx.tx);
     const guarded = (await guardWrite(this.services, auth, 'update', incoming, stored)) as Resource;
     const next = { ...guarded, resourceType, id, meta: { ...stored.meta } } as Resource;
-    const updated = await this.services.repo.update(next, { ifMatch });
+    const updated = await this.services.repo.update(next, { ifMatch, tx: ctx.tx });
     this.invalidate(updated);
     // Deactivating a membership ends its sessions at once (protocol.md §6).
     if (resourceType === 'ProjectMembership' && updated.active === false) {
-      await this.services.logins.revokeByMembership(id);
+      await this.later(ctx, () => this.services.logins.revokeByMembership(id));
     }
     return present(updated);
   }
 
-  async delete(auth: AuthContext, resourceType: string, id: string): Promise<void> {
-    await this.authorize(auth, resourceType, 'write');
-    const stored = await this.load(auth, resourceType, id);
+  async delete(
+    auth: AuthContext,
+    resourceType: string,
+    id: string,
+    ctx: InteractionContext = {},
+  ): Promise<void> {
+    if (!ctx.authorized) await this.authorize(auth, resourceType, 'write');
+    const stored = await this.load(auth, resourceType, id, ctx.tx);
     await guardWrite(this.services, auth, 'delete', undefined, stored);
-    await this.services.repo.delete(resourceType, id);
+    await this.services.repo.delete(resourceType, id, { tx: ctx.tx });
     this.invalidate(stored);
-    if (resourceType === 'ProjectMembership') await this.services.logins.revokeByMembership(id);
+    if (resourceType === 'ProjectMembership') {
+      await this.later(ctx, () => this.services.logins.revokeByMembership(id));
+    }
+  }
+
+  /** Runs now, or after the enclosing transaction commits. */
+  private async later(ctx: InteractionContext, work: () => Promise<void>): Promise<void> {
+    if (ctx.afterCommit) ctx.afterCommit.push(work);
+    else await work();
   }
 
   async history(auth: AuthContext, resourceType: string, id: string): Promise<HistoryEntry[]> {

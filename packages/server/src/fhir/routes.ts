@@ -9,6 +9,7 @@ import { historyBundle, searchBundle } from './bundle.ts';
 import { capabilityStatement } from './metadata.ts';
 import { FhirRest } from './rest.ts';
 import { DEFAULT_COUNT, MAX_COUNT } from './search.ts';
+import { runTransaction } from './transaction.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
@@ -112,10 +113,16 @@ export function registerFhirRoutes(app: FastifyInstance, services: Services): vo
       const bundle = request.body as { resourceType?: string; type?: string; entry?: unknown[] };
       if (bundle?.resourceType !== 'Bundle')
         throw new BadRequest('POST /fhir/R4 takes a Bundle', 'resourceType');
-      if (bundle.type !== 'batch') throw new BadRequest('Only batch bundles are supported', 'Bundle.type');
+      if (bundle.type !== 'batch' && bundle.type !== 'transaction') {
+        throw new BadRequest('Bundle.type must be batch or transaction', 'Bundle.type');
+      }
       const entries = Array.isArray(bundle.entry) ? bundle.entry : [];
       if (entries.length > 1000) throw new BadRequest('Too many entries (at most 1000)', 'Bundle.entry');
       const auth = authOf(request);
+      if (bundle.type === 'transaction') {
+        const result = await runTransaction(services, rest, auth, base, entries as never, parseIfMatch);
+        return reply.type(FHIR_JSON).send(result);
+      }
       const out = [];
       for (const entry of entries) out.push(await runBatchEntry(rest, auth, base, entry));
       return reply.type(FHIR_JSON).send({ resourceType: 'Bundle', type: 'batch-response', entry: out });

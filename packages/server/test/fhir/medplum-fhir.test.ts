@@ -192,6 +192,70 @@ for (const engine of ENGINES) {
       assert.equal(res.body.entry[2].resource.entry.length, 1);
     });
 
+    test('transaction: all-or-nothing, urn:uuid references resolved', async () => {
+      const token = medplumA.getAccessToken();
+      const patientUrn = 'urn:uuid:6f1c2a3e-1111-4aaa-8bbb-000000000001';
+      const ok = await call(server, 'POST', '/fhir/R4', {
+        token,
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              fullUrl: 'urn:uuid:6f1c2a3e-1111-4aaa-8bbb-000000000002',
+              request: { method: 'POST', url: 'Observation' },
+              resource: {
+                resourceType: 'Observation',
+                status: 'final',
+                code: { text: 'tx' },
+                subject: { reference: patientUrn },
+              },
+            },
+            {
+              fullUrl: patientUrn,
+              request: { method: 'POST', url: 'Patient' },
+              resource: { resourceType: 'Patient', name: [{ family: 'Txn' }] },
+            },
+          ],
+        },
+      });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(ok.body.type, 'transaction-response');
+      const [obs, patient] = ok.body.entry.map(
+        (e: { resource: { id: string; subject?: { reference: string } } }) => e.resource,
+      );
+      assert.equal(obs.subject.reference, `Patient/${patient.id}`, 'forward urn:uuid reference resolved');
+      assert.equal((await medplumA.readResource('Patient', patient.id)).name?.[0]?.family, 'Txn');
+
+      // The second entry fails: nothing of the first stays.
+      const before =
+        (await medplumA.search('Patient', { family: 'Rolledback' }, { cache: 'no-cache' })).entry?.length ??
+        0;
+      const failed = await call(server, 'POST', '/fhir/R4', {
+        token,
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              request: { method: 'POST', url: 'Patient' },
+              resource: { resourceType: 'Patient', name: [{ family: 'Rolledback' }] },
+            },
+            {
+              request: { method: 'PUT', url: 'Patient/33333333-3333-4333-8333-333333333333' },
+              resource: { resourceType: 'Patient', id: '33333333-3333-4333-8333-333333333333' },
+            },
+          ],
+        },
+      });
+      assert.equal(failed.status, 404);
+      assert.equal(failed.body.resourceType, 'OperationOutcome');
+      const after =
+        (await medplumA.search('Patient', { family: 'Rolledback' }, { cache: 'no-cache' })).entry?.length ??
+        0;
+      assert.equal(after, before, 'the created Patient was rolled back');
+    });
+
     test('protected fields and secrets: 403 naming the field, nothing changed; secrets never served', async () => {
       const token = a.admin.token;
       const client = (await call(server, 'GET', `/fhir/R4/ClientApplication/${a.client.id}`, { token })).body;
