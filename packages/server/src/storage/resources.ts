@@ -108,32 +108,18 @@ export class ResourceRepository {
   ): Promise<T[]> {
     if (inputs.length === 0) return [];
     const lastUpdated = new Date().toISOString();
-    const resources: T[] = [];
-    const params: unknown[] = [];
-    const rows: string[] = [];
-    for (const input of inputs) {
-      const id = input.id && isUuid(input.id) ? input.id : randomUUID();
+    const resources = inputs.map((input) => {
       const meta = { versionId: randomUUID(), lastUpdated } as T['meta'];
-      const project = input.meta?.project;
-      if (project) meta.project = project;
-      const resource = { ...input, id, meta } as unknown as T;
-      resources.push(resource);
-      const n = params.length;
-      rows.push(
-        `($${n + 1}::uuid, $${n + 2}, $${n + 3}::uuid, $${n + 4}::uuid, $${n + 5}::timestamptz, false, $${n + 6}::jsonb)`,
-      );
-      params.push(
-        id,
-        resource.resourceType,
-        project ?? null,
-        meta.versionId,
-        lastUpdated,
-        JSON.stringify(resource),
-      );
-    }
+      if (input.meta?.project) meta.project = input.meta.project;
+      return { ...input, id: input.id && isUuid(input.id) ? input.id : randomUUID(), meta } as unknown as T;
+    });
+    // One JSON parameter unpacked by PostgreSQL instead of six bound parameters per row: a third less
+    // work per row on PGlite, where the database runs on the server's own thread.
+    const insert = `INSERT INTO resource (id, resource_type, project_id, version_id, last_updated, deleted, content)
+      SELECT (e->>'id')::uuid, e->>'resourceType', (e->'meta'->>'project')::uuid, (e->'meta'->>'versionId')::uuid,
+        (e->'meta'->>'lastUpdated')::timestamptz, false, e
+      FROM jsonb_array_elements($1::jsonb) AS e`;
     try {
-      const insert = `INSERT INTO resource (id, resource_type, project_id, version_id, last_updated, deleted, content)
-           VALUES ${rows.join(', ')}`;
       await this.q(options.tx).query(
         options.history === false
           ? insert
@@ -141,7 +127,7 @@ export class ResourceRepository {
                RETURNING id, resource_type, project_id, version_id, last_updated, deleted, content)
              INSERT INTO resource_history (version_id, id, resource_type, project_id, last_updated, deleted, content)
              SELECT version_id, id, resource_type, project_id, last_updated, deleted, content FROM r`,
-        params,
+        [JSON.stringify(resources)],
       );
     } catch (err) {
       translateWriteError(err);
