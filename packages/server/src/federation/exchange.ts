@@ -7,6 +7,7 @@ import { issueTokens, type TokenResponse } from '../oauth/issue.ts';
 import { refreshTokenLifetime } from '../oauth/lifetimes.ts';
 import { grantableScope } from '../oauth/scope.ts';
 import type { Services } from '../services/container.ts';
+import { TtlCache } from '../services/ttl-cache.ts';
 import { readClaims } from './claims.ts';
 import { mapIdentity } from './mapping.ts';
 import {
@@ -63,6 +64,7 @@ function isJwt(token: string): boolean {
  */
 export class TokenExchange {
   private readonly cache: SubjectTokenCache;
+  private readonly providers = new TtlCache<ResolvedProvider>(10 * 60_000, 10_000);
 
   constructor(private readonly services: Services) {
     this.cache = new SubjectTokenCache(services.redis);
@@ -126,7 +128,7 @@ export class TokenExchange {
       throw new InvalidRequest('id_token and jwt subject tokens need an identity provider with a key source');
     }
 
-    const provider = await resolveProvider(this.services, idp);
+    const provider = await this.provider(client.id, client.meta.versionId, idp);
     const outcome = await this.verify(provider, token, type);
     if (!outcome.ok) throw new InvalidRequest(`subject token rejected: ${outcome.reason}`);
 
@@ -195,6 +197,24 @@ export class TokenExchange {
     );
     this.services.logins.remember(login);
     return { ...response, issued_token_type: TOKEN_TYPE_ACCESS };
+  }
+
+  /**
+   * The resolved provider of a client, cached by the client's version: an edited client has a new
+   * version, so a stale entry is never used; this keeps discovery and secret unsealing off the path.
+   */
+  private async provider(
+    clientId: string,
+    version: string,
+    idp: StoredIdentityProvider,
+  ): Promise<ResolvedProvider> {
+    const key = `${clientId}:${version}`;
+    let resolved = this.providers.get(key);
+    if (!resolved) {
+      resolved = await resolveProvider(this.services, idp);
+      this.providers.set(key, resolved);
+    }
+    return resolved;
   }
 
   private async verify(provider: ResolvedProvider, token: string, type: string): Promise<CachedOutcome> {
