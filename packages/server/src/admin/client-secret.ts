@@ -46,7 +46,7 @@ export async function rotateClientSecret(
       : {}),
   };
   await services.repo.update(next);
-  services.clients.changed(client.id);
+  await services.clients.changed(client.id);
   return secret;
 }
 
@@ -60,6 +60,6 @@ export async function retireClientSecret(
   if (!client.retiringSecretDigest) throw new BadRequest('This client has no retiring secret');
   const { retiringSecretDigest, retiringSecretExpires: _e, ...rest } = client;
   await services.repo.update(rest as StoredClient);
-  services.clients.changed(client.id);
+  await services.clients.changed(client.id);
   await revokeSecretLogins(services, client.id, retiringSecretDigest);
 }

@@ -254,7 +254,7 @@ export class LoginStore {
     await (tx ?? this.db).query('UPDATE login SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [
       id,
     ]);
-    this.bus.publish({ topic: 'login', id });
+    await this.bus.publish({ topic: 'login', id });
   }
 
   /** Revokes every live login of a membership (deactivation, removal). */
@@ -263,7 +263,7 @@ export class LoginStore {
       'UPDATE login SET revoked_at = now() WHERE membership_id = $1 AND revoked_at IS NULL RETURNING id',
       [membershipId],
     );
-    for (const row of rows) this.bus.publish({ topic: 'login', id: row.id });
+    await Promise.all(rows.map((row) => this.bus.publish({ topic: 'login', id: row.id })));
   }
 
   /**

@@ -105,7 +105,7 @@ export class FhirRest {
     const guarded = (await guardWrite(this.services, auth, 'update', incoming, stored)) as Resource;
     const next = { ...guarded, resourceType, id, meta: { ...stored.meta } } as Resource;
     const updated = await this.services.repo.update(next, { ifMatch, tx: ctx.tx });
-    this.invalidate(updated);
+    await this.invalidate(updated);
     // Deactivating a membership ends its sessions at once (protocol.md §6).
     if (resourceType === 'ProjectMembership' && updated.active === false) {
       await this.later(ctx, () => this.services.logins.revokeByMembership(id));
@@ -123,7 +123,7 @@ export class FhirRest {
     const stored = await this.load(auth, resourceType, id, ctx.tx);
     await guardWrite(this.services, auth, 'delete', undefined, stored);
     await this.services.repo.delete(resourceType, id, { tx: ctx.tx });
-    this.invalidate(stored);
+    await this.invalidate(stored);
     if (resourceType === 'ProjectMembership') {
       await this.later(ctx, () => this.services.logins.revokeByMembership(id));
     }
@@ -221,13 +221,13 @@ export class FhirRest {
   }
 
   /** Cached views of memberships, clients and projects must hear of the change on every instance. */
-  private invalidate(resource: Resource): void {
+  private async invalidate(resource: Resource): Promise<void> {
     const topics: Record<string, 'membership' | 'client' | 'project'> = {
       ProjectMembership: 'membership',
       ClientApplication: 'client',
       Project: 'project',
     };
     const topic = topics[resource.resourceType];
-    if (topic) this.services.bus.publish({ topic, id: resource.id });
+    if (topic) await this.services.bus.publish({ topic, id: resource.id });
   }
 }

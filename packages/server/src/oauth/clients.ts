@@ -55,8 +55,8 @@ export class ClientStore {
   }
 
   /** Tells every instance that a client changed (secret rotated, settings edited). */
-  changed(id: string): void {
-    this.bus.publish({ topic: 'client', id });
+  changed(id: string): Promise<void> {
+    return this.bus.publish({ topic: 'client', id });
   }
 }
 

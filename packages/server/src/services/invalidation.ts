@@ -38,10 +38,21 @@ export class InvalidationBus {
     }
   }
 
-  publish(event: Invalidation): void {
+  /**
+   * Tells this instance at once and the others through Redis. Resolves once Redis has taken the
+   * message (bounded: never longer than 250 ms, never rejects), so a caller that awaits it — a
+   * revocation — answers only after the other instances have been sent the news.
+   */
+  publish(event: Invalidation): Promise<void> {
     this.local.emit('invalidate', event);
+    if (!this.publisher) return Promise.resolve();
     // Best effort: a lost message is covered by the caches' TTL.
-    this.publisher?.publish(CHANNEL, JSON.stringify(event)).catch(() => {});
+    const sent = this.publisher.publish(CHANNEL, JSON.stringify(event)).then(
+      () => {},
+      () => {},
+    );
+    const bound = new Promise<void>((resolve) => setTimeout(resolve, 250).unref());
+    return Promise.race([sent, bound]);
   }
 
   subscribe(listener: (event: Invalidation) => void): void {
