@@ -14,7 +14,7 @@ import { bootstrap } from '../../src/services/bootstrap.ts';
 import { createServices } from '../../src/services/container.ts';
 import { createPostgresDb } from '../../src/storage/postgres.ts';
 import { createTestDatabase, type Engine } from './db.ts';
-import { basic, type ProjectFixture, postForm } from './fixtures.ts';
+import { basic, type ProjectFixture, postForm, updateClient } from './fixtures.ts';
 import {
   ADMIN_EMAIL,
   ADMIN_PASSWORD,
@@ -47,20 +47,7 @@ export interface ExchangeClient {
   secret: string;
 }
 
-/** Read-modify-write of a ClientApplication by the project admin; answers the PUT's status and body. */
-export async function updateClient(
-  server: { baseUrl: string },
-  fx: ProjectFixture,
-  id: string,
-  patch: Record<string, unknown>,
-) {
-  const stored = await call(server, 'GET', `/fhir/R4/ClientApplication/${id}`, { token: fx.admin.token });
-  if (stored.status !== 200) throw new Error(`read client: ${stored.status} ${JSON.stringify(stored.body)}`);
-  return call(server, 'PUT', `/fhir/R4/ClientApplication/${id}`, {
-    token: fx.admin.token,
-    body: { ...stored.body, ...patch },
-  });
-}
+export { updateClient };
 
 /** A new client of the fixture's project whose identity provider (and settings) the admin sets. */
 export async function exchangeClient(

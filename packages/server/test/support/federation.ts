@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IdentityProvider, ProjectMembership } from '../../src/model/types.ts';
-import type { ProjectFixture } from './fixtures.ts';
+import { type ProjectFixture, updateClient } from './fixtures.ts';
 import { CookieJar } from './idp.ts';
 import { call, type TestServer, tokenForMembership } from './server.ts';
 
@@ -30,20 +30,7 @@ export interface IdpClientApp {
   redirectUri: string;
 }
 
-/** Read-modify-write of a ClientApplication by the project admin; answers the PUT. */
-export async function updateClient(
-  server: { baseUrl: string },
-  fx: ProjectFixture,
-  id: string,
-  patch: Record<string, unknown>,
-) {
-  const stored = await call(server, 'GET', `/fhir/R4/ClientApplication/${id}`, { token: fx.admin.token });
-  if (stored.status !== 200) throw new Error(`read client: ${stored.status} ${JSON.stringify(stored.body)}`);
-  return call(server, 'PUT', `/fhir/R4/ClientApplication/${id}`, {
-    token: fx.admin.token,
-    body: { ...stored.body, ...patch },
-  });
-}
+export { updateClient };
 
 /** A new client of the fixture's project with an identity provider (and other settings). */
 export async function idpClientApp(

@@ -80,3 +80,18 @@ export function basic(id: string, secret: string): string {
   const enc = (v: string) => encodeURIComponent(v).replace(/%20/g, '+');
   return `Basic ${Buffer.from(`${enc(id)}:${enc(secret)}`).toString('base64')}`;
 }
+
+/** Read-modify-write of a ClientApplication by the project admin; answers the PUT. */
+export async function updateClient(
+  server: { baseUrl: string },
+  fx: ProjectFixture,
+  id: string,
+  patch: Record<string, unknown>,
+) {
+  const stored = await call(server, 'GET', `/fhir/R4/ClientApplication/${id}`, { token: fx.admin.token });
+  if (stored.status !== 200) throw new Error(`read client: ${stored.status} ${JSON.stringify(stored.body)}`);
+  return call(server, 'PUT', `/fhir/R4/ClientApplication/${id}`, {
+    token: fx.admin.token,
+    body: { ...stored.body, ...patch },
+  });
+}
