@@ -40,8 +40,11 @@ ${hiddenFields(input.hidden)}
 }
 
 export interface ChooserInput {
+  /** Where the form posts (relative to the page): `authorize` or `signin`. */
+  action: 'authorize' | 'signin';
   hidden: Record<string, string>;
   choices: { id: string; label: string }[];
+  error?: string;
 }
 
 /** Several memberships match: the user chooses (§7.15, never an implicit first). */
@@ -56,7 +59,8 @@ export function renderChooserPage(input: ChooserInput): string {
   return layout(
     'Choose a profile',
     `<h1>Choose a profile</h1>
-<form method="post" action="authorize">
+${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
+<form method="post" action="${input.action}">
 ${hiddenFields(input.hidden)}
 <fieldset><legend>Sign in as</legend>
 ${options}

@@ -1,4 +1,5 @@
 import { escapeHtml, layout } from './html.ts';
+import { renderChooserPage } from './sign-in-page.ts';
 
 /**
  * The hosted pages that finish a domain sign-in (protocol.md §3.1 "Without a client"): the chooser
@@ -12,28 +13,14 @@ export interface DomainChooserInput {
   error?: string;
 }
 
-/** Several memberships of the domain's project match: the user chooses (§7.15, never an implicit first). */
+/** Several memberships of the domain's project match: the shared chooser, posting to /signin. */
 export function renderDomainChooserPage(input: DomainChooserInput): string {
-  const options = input.choices
-    .map(
-      (c, i) =>
-        `<div><input type="radio" id="m${i}" name="membership" value="${escapeHtml(c.id)}"${i === 0 ? ' required' : ''}>
-<label for="m${i}" style="display:inline;font-weight:normal">${escapeHtml(c.label)}</label></div>`,
-    )
-    .join('\n');
-  return layout(
-    'Choose a profile',
-    `<h1>Choose a profile</h1>
-${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` : ''}
-<form method="post" action="signin">
-<input type="hidden" name="login" value="${escapeHtml(input.loginId)}">
-<input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">
-<fieldset><legend>Sign in as</legend>
-${options}
-</fieldset>
-<button type="submit">Continue</button>
-</form>`,
-  );
+  return renderChooserPage({
+    action: 'signin',
+    hidden: { login: input.loginId, csrf: input.csrf },
+    choices: input.choices,
+    ...(input.error ? { error: input.error } : {}),
+  });
 }
 
 export interface SignedInInput {

@@ -6,23 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
 import { loggerOptions } from '../../src/http/logger.ts';
 import type { ClientApplication, IdentityProvider, ProjectMembership } from '../../src/model/types.ts';
-import { bootstrap } from '../../src/services/bootstrap.ts';
-import { createServices } from '../../src/services/container.ts';
 import { createPostgresDb } from '../../src/storage/postgres.ts';
 import { createTestDatabase, type Engine } from './db.ts';
 import { basic, type ProjectFixture, postForm, updateClient } from './fixtures.ts';
-import {
-  ADMIN_EMAIL,
-  ADMIN_PASSWORD,
-  call,
-  freePort,
-  type TestServer,
-  tokenForMembership,
-} from './server.ts';
+import { call, startServerOn, type TestServer, tokenForMembership } from './server.ts';
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -127,44 +116,21 @@ export async function startSharedInstance(options: {
   secretKey: string;
   env?: Record<string, string>;
 }): Promise<TestServer> {
-  const port = await freePort();
-  const config = loadConfig({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    BASE_URL: `http://127.0.0.1:${port}/`,
-    LOG_LEVEL: 'silent',
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    DATABASE_URL: options.databaseUrl,
-    SECRET_KEY: options.secretKey,
-    ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
-    ...EXCHANGE_ENV,
-    ...options.env,
-  });
+  // The database belongs to the caller, which drops it after every instance has closed.
   const db = createPostgresDb(options.databaseUrl, { max: 5 });
-  const services = await createServices(config, db, options.secretKey);
-  await bootstrap(db, services.repo, {
-    adminEmail: ADMIN_EMAIL,
-    adminPassword: ADMIN_PASSWORD,
-    dataDir: undefined,
-  });
-  const app = await buildApp(services, { logger: false });
-  await app.listen({ port, host: '127.0.0.1' });
-  const adminUser = await services.repo.findUserByEmail(ADMIN_EMAIL);
-  const [adminMembership] = await services.repo.findMemberships(`User/${adminUser?.id}`);
-  if (!adminMembership) throw new Error('bootstrap made no admin membership');
-  return {
-    baseUrl: config.baseUrl,
-    services,
-    app,
-    // The database belongs to the caller, which drops it after every instance has closed.
-    database: { db, url: options.databaseUrl, drop: async () => {} },
-    adminMembership,
-    async close() {
-      await app.close();
-      await services.close();
+  return startServerOn(
+    { db, url: options.databaseUrl, drop: async () => {} },
+    {
+      secretKey: options.secretKey,
+      env: {
+        DATABASE_URL: options.databaseUrl,
+        SECRET_KEY: options.secretKey,
+        ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
+        ...EXCHANGE_ENV,
+        ...options.env,
+      },
     },
-  };
+  );
 }
 
 /**
@@ -175,46 +141,15 @@ export async function startLoggedServer(
   engine: Engine,
   env: Record<string, string> = {},
 ): Promise<TestServer & { logs: string[] }> {
-  const port = await freePort();
-  const config = loadConfig({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    BASE_URL: `http://127.0.0.1:${port}/`,
-    LOG_LEVEL: 'trace',
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    ...EXCHANGE_ENV,
-    ...env,
-  });
   const logs: string[] = [];
   const logger = pino(loggerOptions('trace') as pino.LoggerOptions, {
     write(line: string) {
       logs.push(line);
     },
   });
-  const database = await createTestDatabase(engine);
-  const services = await createServices(config, database.db, randomBytes(32).toString('base64url'));
-  await bootstrap(database.db, services.repo, {
-    adminEmail: ADMIN_EMAIL,
-    adminPassword: ADMIN_PASSWORD,
-    dataDir: undefined,
+  const server = await startServerOn(await createTestDatabase(engine), {
+    env: { LOG_LEVEL: 'trace', ...EXCHANGE_ENV, ...env },
+    logger: logger as unknown as FastifyInstance['log'],
   });
-  const app = await buildApp(services, { logger: logger as unknown as FastifyInstance['log'] });
-  await app.listen({ port, host: '127.0.0.1' });
-  const adminUser = await services.repo.findUserByEmail(ADMIN_EMAIL);
-  const [adminMembership] = await services.repo.findMemberships(`User/${adminUser?.id}`);
-  if (!adminMembership) throw new Error('bootstrap made no admin membership');
-  return {
-    baseUrl: config.baseUrl,
-    services,
-    app,
-    database,
-    adminMembership,
-    logs,
-    async close() {
-      await app.close();
-      await services.close();
-      await database.drop();
-    },
-  };
+  return { ...server, logs };
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { IdentityProvider, ProjectMembership } from '../../src/model/types.ts';
 import { type ProjectFixture, updateClient } from './fixtures.ts';
 import { CookieJar } from './idp.ts';
+import { type PageResponse, page } from './oauth-flows.ts';
 import { call, type TestServer, tokenForMembership } from './server.ts';
 
 /**
@@ -80,22 +81,7 @@ export function newEmail(prefix = 'ext'): string {
   return `${prefix}.${randomBytes(5).toString('hex')}@example.com`;
 }
 
-export interface PageAnswer {
-  status: number;
-  headers: Headers;
-  text: string;
-  location: URL | undefined;
-}
-
-async function answer(response: Response): Promise<PageAnswer> {
-  const location = response.headers.get('location');
-  return {
-    status: response.status,
-    headers: response.headers,
-    text: await response.text(),
-    location: location ? new URL(location) : undefined,
-  };
-}
+export type PageAnswer = PageResponse;
 
 /**
  * GET /auth/external as the browser delivers the provider's redirect: `query` is either the
@@ -115,7 +101,7 @@ export async function externalCallback(
       for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(key, v);
     }
   }
-  return answer(await jar.fetch(url));
+  return page(await jar.fetch(url));
 }
 
 /** GET /auth/external/start with the app's parameters; the `fedhir_ext` cookie lands in `jar`. */
@@ -127,7 +113,7 @@ export async function externalStart(
   const url = new URL('auth/external/start', server.baseUrl);
   for (const [key, value] of Object.entries(params))
     if (value !== undefined) url.searchParams.set(key, value);
-  return answer(await jar.fetch(url));
+  return page(await jar.fetch(url));
 }
 
 /** The §3.1 `state`: JSON of the Medplum LoginRequest, as `getExternalAuthRedirectUri` writes it. */

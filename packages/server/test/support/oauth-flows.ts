@@ -75,7 +75,8 @@ export interface PageResponse {
   location: URL | undefined;
 }
 
-async function page(response: Response): Promise<PageResponse> {
+/** A page answer read in full, its redirect parsed. */
+export async function page(response: Response): Promise<PageResponse> {
   const location = response.headers.get('location');
   return {
     status: response.status,

@@ -32,11 +32,21 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Configuration variables over the test defaults. */
+  env?: Record<string, string>;
+  /** SECRET_KEY; instances sharing one database must share it. Default: a fresh random key. */
+  secretKey?: string;
+  /** A logger for the app (default: none). */
+  logger?: FastifyInstance['log'];
+}
+
 /**
- * A real fedhir listening on 127.0.0.1 (a free port), on a fresh database of the given engine.
- * `env` overrides configuration variables.
+ * A real fedhir listening on 127.0.0.1 (a free port) on the given database: configuration,
+ * services, bootstrap, app — the way `main.ts` starts one. `close()` stops it and drops the
+ * database (the caller passes a no-op `drop` for a database it shares).
  */
-export async function startServer(engine: Engine, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startServerOn(database: TestDatabase, options: StartOptions = {}): Promise<TestServer> {
   const port = await freePort();
   const config = loadConfig({
     PORT: String(port),
@@ -45,16 +55,19 @@ export async function startServer(engine: Engine, env: Record<string, string> = 
     LOG_LEVEL: 'silent',
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
-    ...env,
+    ...options.env,
   });
-  const database = await createTestDatabase(engine);
-  const services = await createServices(config, database.db, randomBytes(32).toString('base64url'));
+  const services = await createServices(
+    config,
+    database.db,
+    options.secretKey ?? randomBytes(32).toString('base64url'),
+  );
   await bootstrap(database.db, services.repo, {
     adminEmail: ADMIN_EMAIL,
     adminPassword: ADMIN_PASSWORD,
     dataDir: undefined,
   });
-  const app = await buildApp(services, { logger: false });
+  const app = await buildApp(services, { logger: options.logger ?? false });
   await app.listen({ port, host: '127.0.0.1' });
   const adminUser = await services.repo.findUserByEmail(ADMIN_EMAIL);
   const [adminMembership] = await services.repo.findMemberships(`User/${adminUser?.id}`);
@@ -71,6 +84,11 @@ export async function startServer(engine: Engine, env: Record<string, string> = 
       await database.drop();
     },
   };
+}
+
+/** A real fedhir on a fresh database of the given engine; `env` overrides configuration variables. */
+export async function startServer(engine: Engine, env: Record<string, string> = {}): Promise<TestServer> {
+  return startServerOn(await createTestDatabase(engine), { env });
 }
 
 /**

@@ -166,6 +166,7 @@ export function registerAuthorize(app: FastifyInstance, services: Services): voi
           return sendPage(
             reply,
             renderChooserPage({
+              action: 'authorize',
               hidden: { ...carried(raw), csrf: String(raw.csrf), login: result.login.id },
               choices: result.memberships.map((m) => ({
                 id: m.id,
