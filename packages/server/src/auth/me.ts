@@ -1,5 +1,4 @@
 import { present } from '../admin/present.ts';
-import type { Resource } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
 import type { AuthContext } from './access.ts';
 

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as oauth from 'oauth4webapi';
 import type { AuditInput } from '../audit/audit-log.ts';
 import { BadRequest, HttpError } from '../errors/http-errors.ts';
+import { readCookie, setCookie } from '../http/cookies.ts';
 import {
   AuthorizeRedirectError,
   authorizationResponseUrl,
@@ -73,14 +74,6 @@ function auditReason(err: unknown): string {
   if (err instanceof CallbackError) return err.reason;
   if (err instanceof HttpError) return err.issueCode;
   return 'error';
-}
-
-function readCookie(request: FastifyRequest, name: string): string | undefined {
-  for (const part of (request.headers.cookie ?? '').split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === name) return v.join('=');
-  }
-  return undefined;
 }
 
 /** RFC 6749 §3.1 (RP-09): callback parameters are single-valued. */
@@ -325,13 +318,9 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     }
     audit.loginId = result.login.id;
     audit.userId = userIdOf(result.login.userRef);
-    reply.header(
-      'set-cookie',
-      SIGNIN_COOKIE_PATHS.map(
-        (path) =>
-          `${SIGNIN_COOKIE}=${result.cookie}; Path=${path}; HttpOnly; SameSite=Lax; Max-Age=${SIGNIN_TTL_SECONDS}${secure ? '; Secure' : ''}`,
-      ),
-    );
+    for (const path of SIGNIN_COOKIE_PATHS) {
+      setCookie(reply, SIGNIN_COOKIE, result.cookie, { path, maxAgeSeconds: SIGNIN_TTL_SECONDS, secure });
+    }
     return redirect(reply, `${base}signin?login=${encodeURIComponent(result.login.id)}`);
   }
 
@@ -347,10 +336,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     const flow = await flows.consume(state, readCookie(request, FLOW_COOKIE));
     if (!flow)
       throw new CallbackError('Sign-in expired or was started in another browser; please start again');
-    reply.header(
-      'set-cookie',
-      `${FLOW_COOKIE}=; Path=/auth/external; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`,
-    );
+    setCookie(reply, FLOW_COOKIE, '', { path: '/auth/external', maxAgeSeconds: 0, secure });
     audit.clientId = flow.clientId;
     const client = await services.clients.get(flow.clientId);
     if (client?.status === 'off') throw new CallbackError('This application is disabled');
@@ -488,10 +474,7 @@ export function registerExternalRoutes(app: FastifyInstance, services: Services)
     url.searchParams.set('nonce', nonce);
     url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
     url.searchParams.set('code_challenge_method', 'S256');
-    reply.header(
-      'set-cookie',
-      `${FLOW_COOKIE}=${cookie}; Path=/auth/external; HttpOnly; SameSite=Lax; Max-Age=600${secure ? '; Secure' : ''}`,
-    );
+    setCookie(reply, FLOW_COOKIE, cookie, { path: '/auth/external', maxAgeSeconds: 600, secure });
     return redirect(reply, url.href);
   });
 }

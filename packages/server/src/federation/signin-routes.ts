@@ -1,7 +1,8 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { LoginRecord } from '../auth/logins.ts';
 import { BadRequest, Forbidden, NotFound } from '../errors/http-errors.ts';
+import { readCookie, sameSecret, setCookie } from '../http/cookies.ts';
 import type { Project, ProjectMembership } from '../model/types.ts';
 import { withStrictForms } from '../oauth/form-body.ts';
 import { renderDomainChooserPage, renderSignedInPage } from '../pages/signin-pages.ts';
@@ -16,19 +17,6 @@ import {
 } from './domain.ts';
 
 const CSRF_COOKIE = 'fedhir_signin_csrf';
-
-function readCookie(request: FastifyRequest, name: string): string | undefined {
-  for (const part of (request.headers.cookie ?? '').split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === name) return v.join('=');
-  }
-  return undefined;
-}
-
-function sameSecret(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b || a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
-}
 
 const single = (value: unknown): string | undefined =>
   typeof value === 'string' && value !== '' && value.length <= 512 ? value : undefined;
@@ -77,10 +65,7 @@ export function registerSigninRoutes(app: FastifyInstance, services: Services): 
     if (!isPending(login)) throw new BadRequest('This sign-in has expired; please sign in again', 'login');
     const choices = await pendingMemberships(services, login);
     const csrf = randomBytes(24).toString('base64url');
-    reply.header(
-      'set-cookie',
-      `${CSRF_COOKIE}=${csrf}; Path=/signin; HttpOnly; SameSite=Lax; Max-Age=600${secure ? '; Secure' : ''}`,
-    );
+    setCookie(reply, CSRF_COOKIE, csrf, { path: '/signin', maxAgeSeconds: 600, secure });
     return sendPage(
       reply,
       renderDomainChooserPage({

@@ -1,8 +1,9 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authenticatePassword } from '../../auth/password-sign-in.ts';
 import { chooseMembership, startLogin } from '../../auth/start-login.ts';
 import { HttpError } from '../../errors/http-errors.ts';
+import { readCookie, sameSecret, setCookie } from '../../http/cookies.ts';
 import { renderChooserPage, renderSignInPage } from '../../pages/sign-in-page.ts';
 import type { Services } from '../../services/container.ts';
 import { withStrictForms } from '../form-body.ts';
@@ -24,21 +25,6 @@ const CARRIED = [
   'code_challenge',
   'code_challenge_method',
 ];
-
-function readCookie(request: FastifyRequest, name: string): string | undefined {
-  const header = request.headers.cookie;
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === name) return v.join('=');
-  }
-  return undefined;
-}
-
-function sameSecret(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b || a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
-}
 
 function carried(raw: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -83,10 +69,7 @@ export function registerAuthorize(app: FastifyInstance, services: Services): voi
     email?: string,
   ) => {
     const csrf = randomBytes(24).toString('base64url');
-    reply.header(
-      'set-cookie',
-      `${CSRF_COOKIE}=${csrf}; Path=/oauth2/authorize; HttpOnly; SameSite=Lax; Max-Age=1800${secure ? '; Secure' : ''}`,
-    );
+    setCookie(reply, CSRF_COOKIE, csrf, { path: '/oauth2/authorize', maxAgeSeconds: 1800, secure });
     const idp = req.client.identityProvider;
     // §3.2: the same authorization request, with the client's provider chosen up front.
     const external = idp
