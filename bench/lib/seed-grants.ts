@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { digest, randomSecret } from '../../packages/server/src/crypto/digest.ts';
 import type { Db } from '../../packages/server/src/storage/db.ts';
-import { createPgliteDb } from '../../packages/server/src/storage/pglite.ts';
+import { createPgliteDb } from '../../packages/server/src/storage/pglite/index.ts';
 import { createPostgresDb } from '../../packages/server/src/storage/postgres.ts';
 
 export interface SeedInput {

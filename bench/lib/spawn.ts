@@ -50,7 +50,12 @@ export async function spawnServer(file: string, opts: SpawnOptions = {}): Promis
   const name = opts.name ?? path.basename(file).replace(/\.ts$/, '');
   const env: Record<string, string | undefined> = { ...process.env, ...opts.env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-  const proc = spawn(process.execPath, ['--import', 'tsx', file, ...(opts.args ?? [])], {
+  // BENCH_CPU_PROF=<dir>[:<name>]: write a V8 CPU profile of the children (all, or the one named) to
+  // <dir> when they exit — how the "where the time goes" figures in docs/performance.md are taken.
+  const [profDir, profName] = (process.env.BENCH_CPU_PROF ?? '').split(':');
+  const profile =
+    profDir && (!profName || profName === name) ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const proc = spawn(process.execPath, [...profile, '--import', 'tsx', file, ...(opts.args ?? [])], {
     cwd: opts.cwd ?? REPO_ROOT,
     env: env as NodeJS.ProcessEnv,
     stdio: ['pipe', 'pipe', 'pipe'],

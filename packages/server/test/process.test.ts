@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { createPgliteDb } from '../src/storage/pglite.ts';
+import { createPgliteDb } from '../src/storage/pglite/index.ts';
 import { createThrowawayPostgres } from './support/db.ts';
 import { spawnServer, stop, waitHealthy } from './support/process.ts';
 import { freePort } from './support/server.ts';

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { digest, randomSecret } from '../crypto/digest.ts';
 import type { InvalidationBus } from '../services/invalidation.ts';
 import { TtlCache } from '../services/ttl-cache.ts';
+import { Batcher } from '../storage/batcher.ts';
 import type { Db, Queryable } from '../storage/db.ts';
 import { isUuid } from '../storage/resources.ts';
 
@@ -93,6 +94,51 @@ export interface NewLogin {
   details?: Record<string, unknown>;
 }
 
+export interface NewLoginRefresh {
+  token: string;
+  clientId: string | undefined;
+  scope: string;
+  lifetimeSeconds: number;
+}
+
+/** A login row as written, with the refresh token (if any) that the same statement writes. */
+interface LoginInsert extends LoginRow {
+  refresh_digest: string | null;
+  refresh_client_id: string | null;
+  refresh_scope: string;
+  refresh_lifetime: number;
+}
+
+/**
+ * Writes logins, and the refresh tokens issued with them, in one statement whatever their number:
+ * the rows travel as one JSON parameter (jsonb_to_recordset) instead of 19 bound values each. The
+ * refresh tokens' foreign key is checked at the end of the statement, when their logins exist.
+ */
+async function insertLogins(db: Queryable, rows: readonly LoginInsert[]): Promise<void> {
+  await db.query(
+    `WITH v AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, user_ref text, membership_id uuid,
+         project_id uuid, client_id uuid, profile_ref text, scope text, nonce text, code_challenge text,
+         code_challenge_method text, redirect_uri text, code_digest text, code_expires_at timestamptz,
+         auth_method text, auth_time timestamptz, details jsonb, refresh_digest text,
+         refresh_client_id uuid, refresh_scope text, refresh_lifetime integer)
+     ), l AS (
+       INSERT INTO login (id, user_ref, membership_id, project_id, client_id, profile_ref, scope, nonce,
+         code_challenge, code_challenge_method, redirect_uri, code_digest, code_expires_at, auth_method,
+         auth_time, details)
+       SELECT id, user_ref, membership_id, project_id, client_id, profile_ref, scope, nonce,
+         code_challenge, code_challenge_method, redirect_uri, code_digest, code_expires_at, auth_method,
+         auth_time, details
+       FROM v
+     )
+     INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
+     SELECT refresh_digest, id, refresh_client_id, refresh_scope, now(),
+       now() + make_interval(secs => refresh_lifetime)
+     FROM v WHERE refresh_digest IS NOT NULL`,
+    [JSON.stringify(rows)],
+  );
+}
+
 /** Authorization codes live 5 minutes (protocol.md §5; RFC 6749 §4.1.2 recommends ≤ 10). */
 export const CODE_LIFETIME_SECONDS = 300;
 
@@ -130,11 +176,17 @@ const STATE_TTL_MS = 5_000;
  */
 export class LoginStore {
   private readonly stateCache = new TtlCache<LiveLogin | null>(STATE_TTL_MS, 100_000);
+  /** Concurrent sign-ins and exchanges share one INSERT (storage/batcher.ts). */
+  private readonly inserts: Batcher<LoginInsert, void>;
 
   constructor(
     private readonly db: Db,
     private readonly bus: InvalidationBus,
   ) {
+    this.inserts = new Batcher(async (rows) => {
+      await insertLogins(db, rows);
+      return rows.map(() => undefined);
+    });
     bus.subscribe((event) => {
       if (event.topic === 'login') this.stateCache.set(event.id, null);
     });
@@ -149,47 +201,38 @@ export class LoginStore {
       /** Use this id (tokens already signed for it). */
       id?: string;
       /** A refresh token of this login, written in the same statement (one round trip). */
-      refresh?: { token: string; clientId: string | undefined; scope: string; lifetimeSeconds: number };
+      refresh?: NewLoginRefresh;
     } = {},
-  ) {
-    const id = options.id ?? randomUUID();
+  ): Promise<{ login: LoginRecord; code: string | undefined }> {
     const code = options.withCode ? randomSecret(32) : undefined;
-    const refresh = options.refresh;
-    const rows = await (options.tx ?? this.db).query<LoginRow>(
-      `WITH l AS (
-         INSERT INTO login (id, user_ref, membership_id, project_id, client_id, profile_ref, scope, nonce,
-           code_challenge, code_challenge_method, redirect_uri, code_digest, code_expires_at, auth_method, auth_time, details)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now(), $15::jsonb)
-         RETURNING *
-       ), r AS (
-         INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
-         SELECT $16, l.id, $17, $18, now(), now() + make_interval(secs => $19) FROM l WHERE $16::text IS NOT NULL
-       )
-       SELECT * FROM l`,
-      [
-        id,
-        input.userRef,
-        input.membershipId ?? null,
-        input.projectId ?? null,
-        input.clientId ?? null,
-        input.profileRef ?? null,
-        input.scope,
-        input.nonce ?? null,
-        input.codeChallenge ?? null,
-        input.codeChallengeMethod ?? null,
-        input.redirectUri ?? null,
-        code ? digest(code) : null,
-        code ? new Date(Date.now() + CODE_LIFETIME_SECONDS * 1000).toISOString() : null,
-        input.authMethod,
-        input.details ? JSON.stringify(input.details) : null,
-        refresh ? digest(refresh.token) : null,
-        refresh?.clientId ?? null,
-        refresh?.scope ?? '',
-        refresh?.lifetimeSeconds ?? 0,
-      ],
-    );
-    const login = fromRow(rows[0] as LoginRow);
-    return { login, code };
+    const row: LoginInsert = {
+      id: options.id ?? randomUUID(),
+      user_ref: input.userRef,
+      membership_id: input.membershipId ?? null,
+      project_id: input.projectId ?? null,
+      client_id: input.clientId ?? null,
+      profile_ref: input.profileRef ?? null,
+      scope: input.scope,
+      nonce: input.nonce ?? null,
+      code_challenge: input.codeChallenge ?? null,
+      code_challenge_method: input.codeChallengeMethod ?? null,
+      redirect_uri: input.redirectUri ?? null,
+      code_digest: code ? digest(code) : null,
+      code_expires_at: code ? new Date(Date.now() + CODE_LIFETIME_SECONDS * 1000) : null,
+      code_redeemed_at: null,
+      auth_method: input.authMethod,
+      // The record answered is built from what was written, so the time is chosen here, not by now().
+      auth_time: new Date(),
+      revoked_at: null,
+      details: input.details ?? null,
+      refresh_digest: options.refresh ? digest(options.refresh.token) : null,
+      refresh_client_id: options.refresh?.clientId ?? null,
+      refresh_scope: options.refresh?.scope ?? '',
+      refresh_lifetime: options.refresh?.lifetimeSeconds ?? 0,
+    };
+    if (options.tx) await insertLogins(options.tx, [row]);
+    else await this.inserts.submit(row);
+    return { login: fromRow(row), code };
   }
 
   async get(id: string, tx?: Queryable): Promise<LoginRecord | undefined> {

@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Db } from './db.ts';
-import { createPgliteDb } from './pglite.ts';
+import { createPgliteDb } from './pglite/index.ts';
 import { createPostgresDb } from './postgres.ts';
 
 export class DataDirInUse extends Error {}

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { createPgliteDb } from '../../src/storage/pglite.ts';
+import { createPgliteDb } from '../../src/storage/pglite/index.ts';
 import {
   type Cluster,
   type ClusterNode,

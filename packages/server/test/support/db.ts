@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Db } from '../../src/storage/db.ts';
-import { createPgliteDb } from '../../src/storage/pglite.ts';
+import { createPgliteDb } from '../../src/storage/pglite/index.ts';
 import { createPostgresDb } from '../../src/storage/postgres.ts';
 
 export type Engine = 'pglite' | 'postgres';

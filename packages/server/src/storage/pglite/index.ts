@@ -1,0 +1,145 @@
+import { readFile } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import type { Db, Queryable } from '../db.ts';
+import { deserializeError, type Reply, type Request, type Started, type WorkerOptions } from './protocol.ts';
+
+/** Distributes Omit over the request union, so each kind keeps its own fields. */
+type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
+
+/**
+ * The worker thread runs `./worker.ts`, this same TypeScript source. Node 20 does not apply the
+ * process's `--import tsx` hooks to a worker's entry module, so the worker starts from a two-line
+ * ES module that registers tsx's loader in that thread first; compiled JavaScript needs no loader.
+ */
+function startWorker(workerData: WorkerOptions): Worker {
+  const entry = new URL('./worker.ts', import.meta.url);
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
+  const bootstrap = [
+    `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};`,
+    'register();',
+    `await import(${JSON.stringify(entry.href)});`,
+  ].join('\n');
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), { workerData });
+}
+
+let compiled: Promise<Pick<WorkerOptions, 'pgliteWasmModule' | 'initdbWasmModule'>> | undefined;
+
+/**
+ * PGlite's two WASM binaries (~9 MB), compiled once per process and shared with every database
+ * thread (a compiled module crosses to a worker without recompiling): without this, each start
+ * recompiles them (~1.8 s), which a process opening several databases (the tests) pays every time.
+ */
+function compiledWasm(): Promise<Pick<WorkerOptions, 'pgliteWasmModule' | 'initdbWasmModule'>> {
+  compiled ??= (async () => {
+    const dist = new URL('.', import.meta.resolve('@electric-sql/pglite'));
+    const [pglite, initdb] = await Promise.all(
+      ['pglite.wasm', 'initdb.wasm'].map(async (file) =>
+        WebAssembly.compile(await readFile(new URL(file, dist))),
+      ),
+    );
+    return { pgliteWasmModule: pglite, initdbWasmModule: initdb };
+  })();
+  compiled.catch(() => {
+    compiled = undefined;
+  });
+  return compiled;
+}
+
+/**
+ * The embedded engine: real PostgreSQL compiled to WASM, persisted under `dataDir` (or in memory
+ * when `dataDir` is undefined, for tests). It runs on its own worker thread (`./worker.ts`), so
+ * the server's request thread never executes a statement itself; this side sends each statement
+ * there and awaits its rows. PGlite is single-connection: statements queue, and a transaction
+ * holds the connection until `fn` settles, exactly as with the engine in-process.
+ */
+export async function createPgliteDb(dataDir: string | undefined): Promise<Db> {
+  const worker = startWorker({ dataDir, ...(await compiledWasm()) });
+  const pending = new Map<number, { resolve(rows: unknown[]): void; reject(err: Error): void }>();
+  let nextId = 1;
+  let nextTx = 1;
+  let stopped: Error | undefined;
+
+  const stop = (why: Error) => {
+    stopped ??= why;
+    for (const { reject } of pending.values()) reject(why);
+    pending.clear();
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    const onExit = (code: number) => reject(new Error(`the embedded database thread exited (code ${code})`));
+    worker.once('error', onError);
+    worker.once('exit', onExit);
+    worker.once('message', (started: Started) => {
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+      if (started.ready) resolve();
+      else {
+        reject(deserializeError(started.error));
+        void worker.terminate();
+      }
+    });
+  });
+
+  worker.unref();
+  worker.on('message', (reply: Reply) => {
+    const waiter = pending.get(reply.id);
+    if (!waiter) return;
+    pending.delete(reply.id);
+    if (pending.size === 0) worker.unref();
+    if ('error' in reply) waiter.reject(deserializeError(reply.error));
+    else waiter.resolve(reply.rows ?? []);
+  });
+  worker.on('error', (err) => stop(new Error(`the embedded database failed: ${err.message}`)));
+  worker.on('exit', () => stop(new Error('the embedded database is closed')));
+
+  const send = (message: Outgoing): Promise<unknown[]> => {
+    if (stopped) return Promise.reject(stopped);
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      // The thread keeps the process alive only while a statement is in flight: an idle database
+      // never holds a finished script (or a test) open, and an awaited statement always completes.
+      if (pending.size === 0) worker.ref();
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ ...message, id });
+    });
+  };
+
+  const queryable = (tx?: number): Queryable => ({
+    query: async <T>(sql: string, params?: readonly unknown[]) =>
+      (await send({ kind: 'query', sql, params, tx })) as T[],
+    async exec(sql) {
+      await send({ kind: 'exec', sql, tx });
+    },
+  });
+
+  return {
+    engine: 'pglite',
+    ...queryable(),
+    async transaction(fn) {
+      const tx = nextTx++;
+      await send({ kind: 'begin', tx });
+      let result: Awaited<ReturnType<typeof fn>>;
+      try {
+        result = await fn(queryable(tx));
+      } catch (err) {
+        await send({ kind: 'end', tx, commit: false }).catch(() => {});
+        throw err;
+      }
+      await send({ kind: 'end', tx, commit: true });
+      return result;
+    },
+    async ping() {
+      await send({ kind: 'query', sql: 'SELECT 1' });
+    },
+    async close() {
+      if (stopped) return;
+      try {
+        await send({ kind: 'close' });
+      } finally {
+        stop(new Error('the embedded database is closed'));
+        await worker.terminate();
+      }
+    },
+  };
+}
