@@ -122,20 +122,21 @@ async function discover(): Promise<Discovered[]> {
 }
 
 function select(all: Discovered[], wanted: string | undefined): Discovered[] {
+  // A file name selects every case the file exports.
   const byKey = (key: string) =>
-    all.find(
+    all.filter(
       (d) => d.def.name.toLowerCase() === key.toLowerCase() || d.file.toLowerCase() === key.toLowerCase(),
     );
   let chosen: Discovered[];
   if (wanted) {
     chosen = [];
-    for (const key of wanted
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean)) {
-      const d = byKey(key);
-      if (!d) usage(`unknown case "${key}"; known: ${all.map((c) => `"${c.def.name}"`).join(', ')}`);
-      chosen.push(d);
+    // A case name may itself hold a comma ("token exchange, jwks"): try the whole list as one name first.
+    const keys = byKey(wanted.trim()).length > 0 ? [wanted.trim()] : wanted.split(',').map((s) => s.trim());
+    for (const key of keys.filter(Boolean)) {
+      const found = byKey(key);
+      if (found.length === 0)
+        usage(`unknown case "${key}"; known: ${all.map((c) => `"${c.def.name}"`).join(', ')}`);
+      chosen.push(...found);
     }
   } else chosen = [...all];
   // Bring the references along (transitively), and the sign ceiling whenever a case has a target.

@@ -139,6 +139,28 @@ async function insertLogins(db: Queryable, rows: readonly LoginInsert[]): Promis
   );
 }
 
+/**
+ * Redeems codes by digest in one conditional UPDATE: a code matches only while unredeemed, unexpired
+ * and not revoked, so of N concurrent redemptions on any number of instances exactly one gets the
+ * row (RB-08). The same code twice in one batch matches once: only its first caller gets the row;
+ * the others answer undefined and find it redeemed.
+ */
+async function redeemCodes(db: Queryable, digests: readonly string[]): Promise<(LoginRow | undefined)[]> {
+  const rows = await db.query<LoginRow>(
+    `UPDATE login SET code_redeemed_at = now()
+     WHERE code_digest = ANY($1::text[]) AND code_redeemed_at IS NULL AND code_expires_at > now()
+       AND revoked_at IS NULL
+     RETURNING *`,
+    [[...new Set(digests)]],
+  );
+  const byDigest = new Map(rows.map((row) => [row.code_digest, row]));
+  return digests.map((d) => {
+    const row = byDigest.get(d);
+    byDigest.delete(d);
+    return row;
+  });
+}
+
 /** Authorization codes live 5 minutes (protocol.md §5; RFC 6749 §4.1.2 recommends ≤ 10). */
 export const CODE_LIFETIME_SECONDS = 300;
 
@@ -178,6 +200,8 @@ export class LoginStore {
   private readonly stateCache = new TtlCache<LiveLogin | null>(STATE_TTL_MS, 100_000);
   /** Concurrent sign-ins and exchanges share one INSERT (storage/batcher.ts). */
   private readonly inserts: Batcher<LoginInsert, void>;
+  /** Concurrent code redemptions share one conditional UPDATE. */
+  private readonly redemptions: Batcher<string, LoginRow | undefined>;
 
   constructor(
     private readonly db: Db,
@@ -187,6 +211,7 @@ export class LoginStore {
       await insertLogins(db, rows);
       return rows.map(() => undefined);
     });
+    this.redemptions = new Batcher((digests) => redeemCodes(db, digests));
     bus.subscribe((event) => {
       if (event.topic === 'login') this.stateCache.set(event.id, null);
     });
@@ -275,13 +300,8 @@ export class LoginStore {
   async redeemCode(code: string): Promise<CodeRedemption> {
     if (code.length === 0 || code.length > 512) return { outcome: 'unknown' };
     const codeDigest = digest(code);
-    const rows = await this.db.query<LoginRow>(
-      `UPDATE login SET code_redeemed_at = now()
-       WHERE code_digest = $1 AND code_redeemed_at IS NULL AND code_expires_at > now() AND revoked_at IS NULL
-       RETURNING *`,
-      [codeDigest],
-    );
-    if (rows[0]) return { outcome: 'ok', login: fromRow(rows[0]) };
+    const redeemed = await this.redemptions.submit(codeDigest);
+    if (redeemed) return { outcome: 'ok', login: fromRow(redeemed) };
     const existing = await this.db.query<LoginRow>('SELECT * FROM login WHERE code_digest = $1', [
       codeDigest,
     ]);

@@ -1,4 +1,5 @@
 import { digest, randomSecret } from '../crypto/digest.ts';
+import { Batcher } from '../storage/batcher.ts';
 import type { Db, Queryable } from '../storage/db.ts';
 
 export interface RefreshRow {
@@ -51,12 +52,95 @@ export interface RefreshLookup extends RefreshRow {
   };
 }
 
+interface NewRefreshRow {
+  digest: string;
+  login_id: string;
+  client_id: string | null;
+  scope: string;
+  /** Seconds from now, unless `expires_at` (a rotation keeps its family's expiry). */
+  lifetime: number;
+  expires_at: string | null;
+}
+
+async function insertRefreshTokens(db: Queryable, rows: readonly NewRefreshRow[]): Promise<void> {
+  await db.query(
+    `INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
+     SELECT digest, login_id, client_id, scope, now(),
+       COALESCE(expires_at, now() + make_interval(secs => lifetime))
+     FROM jsonb_to_recordset($1::jsonb) AS v(digest text, login_id uuid, client_id uuid, scope text,
+       lifetime integer, expires_at timestamptz)`,
+    [JSON.stringify(rows)],
+  );
+}
+
+/** Tokens and their sessions by digest, in one query for many lookups. */
+async function findByDigests(
+  db: Queryable,
+  digests: readonly string[],
+): Promise<((Row & LoginJoin) | undefined)[]> {
+  const rows = await db.query<Row & LoginJoin>(
+    `SELECT r.*, l.user_ref, l.membership_id, l.nonce, l.auth_time, l.revoked_at AS login_revoked_at
+     FROM refresh_token r JOIN login l ON l.id = r.login_id WHERE r.digest = ANY($1::text[])`,
+    [[...new Set(digests)]],
+  );
+  const byDigest = new Map(rows.map((row) => [row.digest, row]));
+  return digests.map((d) => byDigest.get(d));
+}
+
+interface Rotation {
+  digest: string;
+  successor_sealed: string | null;
+  next_digest: string | null;
+  next_client_id: string | null;
+  next_scope: string;
+  next_expires_at: string | null;
+}
+
+/**
+ * Rotates many tokens in one statement. Each token's conditional UPDATE decides, across instances,
+ * which of concurrent uses wins (RB-09); the same token twice in one batch is updated once, and
+ * only the rotation whose index comes back won.
+ */
+async function rotate(db: Queryable, rotations: readonly Rotation[]): Promise<boolean[]> {
+  const rows = await db.query<{ i: number }>(
+    `WITH v AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS v(i integer, digest text, successor_sealed text,
+         next_digest text, next_client_id uuid, next_scope text, next_expires_at timestamptz)
+     ), rot AS (
+       UPDATE refresh_token r SET rotated_at = now(), successor_sealed = v.successor_sealed
+       FROM (SELECT DISTINCT ON (digest) * FROM v ORDER BY digest, i) v
+       WHERE r.digest = v.digest AND r.rotated_at IS NULL AND r.expires_at > now()
+       RETURNING v.i, r.login_id
+     ), ins AS (
+       INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
+       SELECT v.next_digest, rot.login_id, v.next_client_id, v.next_scope, now(), v.next_expires_at
+       FROM rot JOIN v ON v.i = rot.i WHERE v.next_digest IS NOT NULL
+     )
+     SELECT i FROM rot`,
+    [JSON.stringify(rotations.map((rotation, index) => ({ ...rotation, i: index + 1 })))],
+  );
+  const won = new Set(rows.map((row) => Number(row.i)));
+  return rotations.map((_, index) => won.has(index + 1));
+}
+
 /**
  * Opaque refresh tokens (protocol.md §5): 256 random bits, stored as a SHA-256 digest, rotated on
  * every use by one conditional UPDATE, so of N concurrent uses on any instances exactly one rotates.
  */
 export class RefreshTokenStore {
-  constructor(private readonly db: Db) {}
+  /** Concurrent refreshes and code redemptions share statements (storage/batcher.ts). */
+  private readonly inserts: Batcher<NewRefreshRow, void>;
+  private readonly lookups: Batcher<string, (Row & LoginJoin) | undefined>;
+  private readonly rotations: Batcher<Rotation, boolean>;
+
+  constructor(private readonly db: Db) {
+    this.inserts = new Batcher(async (rows) => {
+      await insertRefreshTokens(db, rows);
+      return rows.map(() => undefined);
+    });
+    this.lookups = new Batcher((digests) => findByDigests(db, digests));
+    this.rotations = new Batcher((rotations) => rotate(db, rotations));
+  }
 
   /**
    * Issues a refresh token. `expiresAt` (a rotation) keeps the family's absolute expiry: rotating
@@ -73,18 +157,16 @@ export class RefreshTokenStore {
     tx?: Queryable,
   ): Promise<string> {
     const token = randomSecret(32);
-    await (tx ?? this.db).query(
-      `INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, now(), COALESCE($6::timestamptz, now() + make_interval(secs => $5)))`,
-      [
-        digest(token),
-        input.loginId,
-        input.clientId ?? null,
-        input.scope,
-        input.lifetimeSeconds,
-        input.expiresAt?.toISOString() ?? null,
-      ],
-    );
+    const row: NewRefreshRow = {
+      digest: digest(token),
+      login_id: input.loginId,
+      client_id: input.clientId ?? null,
+      scope: input.scope,
+      lifetime: input.lifetimeSeconds,
+      expires_at: input.expiresAt?.toISOString() ?? null,
+    };
+    if (tx) await insertRefreshTokens(tx, [row]);
+    else await this.inserts.submit(row);
     return token;
   }
 
@@ -94,12 +176,7 @@ export class RefreshTokenStore {
    */
   async find(token: string): Promise<RefreshLookup | undefined> {
     if (token.length === 0 || token.length > 512) return undefined;
-    const rows = await this.db.query<Row & LoginJoin>(
-      `SELECT r.*, l.user_ref, l.membership_id, l.nonce, l.auth_time, l.revoked_at AS login_revoked_at
-       FROM refresh_token r JOIN login l ON l.id = r.login_id WHERE r.digest = $1`,
-      [digest(token)],
-    );
-    const row = rows[0];
+    const row = await this.lookups.submit(digest(token));
     if (!row) return undefined;
     return {
       ...fromRow(row),
@@ -125,27 +202,14 @@ export class RefreshTokenStore {
       | undefined,
     sealedSuccessor: string | undefined,
   ): Promise<boolean> {
-    const rows = await this.db.query<{ n: number }>(
-      `WITH rot AS (
-         UPDATE refresh_token SET rotated_at = now(), successor_sealed = $2
-         WHERE digest = $1 AND rotated_at IS NULL AND expires_at > now()
-         RETURNING login_id
-       ), ins AS (
-         INSERT INTO refresh_token (digest, login_id, client_id, scope, created_at, expires_at)
-         SELECT $3, login_id, $4, $5, now(), $6::timestamptz FROM rot WHERE $3::text IS NOT NULL
-         RETURNING 1
-       )
-       SELECT (SELECT count(*) FROM rot)::int AS n`,
-      [
-        digest(token),
-        sealedSuccessor ?? null,
-        next ? digest(next.token) : null,
-        next?.clientId ?? null,
-        next?.scope ?? '',
-        next?.expiresAt.toISOString() ?? null,
-      ],
-    );
-    return rows[0]?.n === 1;
+    return this.rotations.submit({
+      digest: digest(token),
+      successor_sealed: sealedSuccessor ?? null,
+      next_digest: next ? digest(next.token) : null,
+      next_client_id: next?.clientId ?? null,
+      next_scope: next?.scope ?? '',
+      next_expires_at: next?.expiresAt.toISOString() ?? null,
+    });
   }
 
   /**
