@@ -13,11 +13,11 @@
  *    decoded bytes (ASVS 5.0 13.1.3);
  * 5. verifies TLS certificates: `rejectUnauthorized` is left at its secure default, always (RP-50).
  */
-import { Agent, type RequestInit as UndiciRequestInit, fetch as undiciFetch } from 'undici';
+import { Agent } from 'undici';
 import { type AllowList, parseAllowList } from './allow-list.ts';
 import { createCheckedLookup, type Resolver, systemResolver } from './checked-lookup.ts';
 import { findOutboundError, OutboundError } from './outbound-error.ts';
-import { readCappedBody } from './read-capped-body.ts';
+import { readDecodedBody } from './read-capped-body.ts';
 import { parseOutboundUrl } from './validate-outbound-url.ts';
 
 /** Options of {@link createGuardedFetch}. */
@@ -96,28 +96,24 @@ export function createGuardedFetch(options: GuardedFetchOptions): GuardedFetch {
     if (callerSignal?.aborted) onCallerAbort();
     else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
     try {
-      const response = await undiciFetch(url, {
-        method: request.method,
-        headers: request.headers,
-        body: request.body,
+      // undici's dispatcher API rather than its WHATWG fetch: the same connection pool and socket
+      // options, without fetch's Request/Response/stream machinery on the token-exchange hot path.
+      // It never follows redirects by itself.
+      const { statusCode, headers, body } = await agent.request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: (request.method ?? 'GET').toUpperCase() as 'GET',
+        headers: requestHeaders(request),
+        body: requestBody(request.body),
         signal: deadline.signal,
-        // Never follow: a public IdP answering 30x to an internal address is SSRF (RP-51, TX-18).
-        redirect: 'manual',
-        dispatcher: agent,
-        // Required by undici for a stream body, harmless otherwise.
-        duplex: 'half',
-      } as UndiciRequestInit);
-      if (response.status >= 300 && response.status < 400) throw new OutboundError('redirect', host);
-      const contentLength = Number(response.headers.get('content-length') ?? Number.NaN);
-      if (!response.headers.has('content-encoding') && contentLength > maxBodyBytes) {
-        throw new OutboundError('too_large', host);
-      }
-      const body = await readCappedBody(
-        response.body as ReadableStream<Uint8Array> | null,
-        maxBodyBytes,
-        host,
-      );
-      return rebuild(response.status, response.statusText, response.headers, body);
+      });
+      // Never follow: a public IdP answering 30x to an internal address is SSRF (RP-51, TX-18).
+      if (statusCode >= 300 && statusCode < 400) throw new OutboundError('redirect', host);
+      const contentLength = Number(single(headers['content-length']) ?? Number.NaN);
+      const coding = single(headers['content-encoding']);
+      if (!coding && contentLength > maxBodyBytes) throw new OutboundError('too_large', host);
+      const decoded = await readDecodedBody(body, coding, maxBodyBytes, host);
+      return rebuild(statusCode, headerPairs(headers), decoded);
     } catch (error) {
       // Abort on every failure so undici destroys the socket instead of pooling a half-read one.
       deadline.abort();
@@ -167,13 +163,43 @@ async function toRequestParts(
   };
 }
 
+const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(', ') : value);
+
+function* headerPairs(headers: Record<string, string | string[] | undefined>): Iterable<[string, string]> {
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) yield [name, v];
+    else yield [name, value];
+  }
+}
+
+/**
+ * The request's headers as `fetch` would send them: the caller's, plus the defaults fetch adds
+ * (an `Accept-Encoding` it can decode, the form Content-Type of a URLSearchParams body).
+ */
+function requestHeaders(request: RequestParts): Record<string, string> {
+  const out: Record<string, string> = {};
+  new Headers(request.headers).forEach((value, name) => {
+    out[name] = value;
+  });
+  out['accept-encoding'] ??= 'gzip, deflate, br';
+  if (request.body instanceof URLSearchParams)
+    out['content-type'] ??= 'application/x-www-form-urlencoded;charset=UTF-8';
+  return out;
+}
+
+/** The request bodies identity-provider calls use: text, form parameters or bytes. */
+function requestBody(body: BodyInit | null | undefined): string | Uint8Array | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body === 'string') return body;
+  if (body instanceof URLSearchParams) return body.toString();
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  throw new TypeError('outbound request bodies are strings, URLSearchParams or bytes');
+}
+
 /** A plain `Response` over the buffered bytes, with the upstream status and headers. */
-function rebuild(
-  status: number,
-  statusText: string,
-  upstream: Iterable<[string, string]>,
-  body: Uint8Array<ArrayBuffer>,
-) {
+function rebuild(status: number, upstream: Iterable<[string, string]>, body: Uint8Array<ArrayBuffer>) {
   const headers = new Headers();
   let decoded = false;
   for (const [name, value] of upstream) {
@@ -185,7 +211,7 @@ function rebuild(
     headers.delete('content-encoding');
     headers.delete('content-length');
   }
-  return new Response(NULL_BODY_STATUSES.has(status) ? null : body, { status, statusText, headers });
+  return new Response(NULL_BODY_STATUSES.has(status) ? null : body, { status, headers });
 }
 
 /** Maps whatever undici or the reader threw to an {@link OutboundError}, or the caller's abort reason. */
