@@ -17,6 +17,13 @@ import { registerSessionEndpoints } from './oauth/session-endpoints.ts';
 import { registerTokenEndpoint } from './oauth/token-endpoint.ts';
 import type { Services } from './services/container.ts';
 
+const PAGE_HEADERS = {
+  'x-frame-options': 'DENY',
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+  'cache-control': 'no-store',
+  'referrer-policy': 'no-referrer',
+};
+
 export interface BuildOptions {
   /** Replace the logger (tests capture log output to scan it for secrets). */
   logger?: FastifyInstance['log'] | boolean;
@@ -56,15 +63,10 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
 
   app.decorateRequest('auth', undefined);
   // Hosted pages are never framed and never cached (RFC 6749 §10.13, OP-17).
-  app.addHook('onSend', async (request, reply) => {
-    if (surfaceOf(request.url) === 'page') {
-      reply.headers({
-        'x-frame-options': 'DENY',
-        'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        'cache-control': 'no-store',
-        'referrer-policy': 'no-referrer',
-      });
-    }
+  // A callback hook, not an async one: it runs on every response, and has nothing to await.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (surfaceOf(request.url) === 'page') reply.headers(PAGE_HEADERS);
+    done(null, payload);
   });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(async (request) => {

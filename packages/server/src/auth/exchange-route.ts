@@ -61,7 +61,7 @@ export function registerLegacyExchange(app: FastifyInstance, services: Services)
           });
         },
         (result) => ({
-          ...auditFieldsOf(result.access_token),
+          ...auditFieldsOf(result),
           projectId: result.project.reference.replace('Project/', ''),
         }),
       );

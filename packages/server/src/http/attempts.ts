@@ -1,4 +1,3 @@
-import { decodeJwt } from 'jose';
 import type { AuditAction } from '../audit/audit-log.ts';
 import { HttpError } from '../errors/http-errors.ts';
 import { OAuthError } from '../oauth/errors.ts';
@@ -29,18 +28,18 @@ function reasonOf(err: unknown): string {
   return 'error';
 }
 
-/** What the audit trail records of a successful token response: ids only, from our own token. */
-export function auditFieldsOf(accessToken: string | undefined): { userId?: string; loginId?: string } {
-  if (!accessToken) return {};
-  try {
-    const claims = decodeJwt(accessToken);
-    return {
-      ...(typeof claims.sub === 'string' ? { userId: claims.sub } : {}),
-      ...(typeof claims.login_id === 'string' ? { loginId: claims.login_id } : {}),
-    };
-  } catch {
-    return {};
-  }
+/**
+ * Who a token response was issued to, for its AuditEvent: recorded by {@link issueTokens} when it
+ * signs the access token, so the audit trail does not decode the JWT it has just built.
+ */
+const issuedTo = new WeakMap<object, { userId: string; loginId: string }>();
+
+export function recordIssuedTo(response: object, fields: { userId: string; loginId: string }): void {
+  issuedTo.set(response, fields);
+}
+
+export function auditFieldsOf(response: object | undefined): { userId?: string; loginId?: string } {
+  return (response && issuedTo.get(response)) ?? {};
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomSecret } from '../crypto/digest.ts';
+import { recordIssuedTo } from '../http/attempts.ts';
 import type { ProjectMembership } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
 import type { StoredClient } from './clients.ts';
@@ -68,6 +69,7 @@ export async function issueTokens(services: Services, input: IssueInput): Promis
       ...(input.membership.profile.display ? { display: input.membership.profile.display } : {}),
     },
   };
+  recordIssuedTo(response, { userId: subjectId, loginId: input.loginId });
   if (hasScope(input.scope, 'openid') && input.userRef.startsWith('User/')) {
     response.id_token = await tokens.signIdToken({
       sub: subjectId,

@@ -70,7 +70,7 @@ function registerRoutes(app: FastifyInstance, services: Services): void {
         return grant.handle({ services, params, identity, ip: request.ip });
       },
       (response) => ({
-        ...auditFieldsOf(response.access_token),
+        ...auditFieldsOf(response),
         projectId: response.project.reference.replace('Project/', ''),
       }),
     );

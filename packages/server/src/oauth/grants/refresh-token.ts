@@ -1,3 +1,4 @@
+import { recordIssuedTo } from '../../http/attempts.ts';
 import type { Services } from '../../services/container.ts';
 import type { StoredClient } from '../clients.ts';
 import { InvalidClient, InvalidGrant, InvalidScope } from '../errors.ts';
@@ -22,7 +23,12 @@ async function reuse(
   const age = (Date.now() - (stored.rotatedAt?.getTime() ?? Date.now())) / 1000;
   if (age <= grace && (await services.logins.live(stored.loginId))) {
     const sealed = await services.refreshTokens.successor(stored.digest);
-    if (sealed) return JSON.parse(await services.box.open(sealed)) as TokenResponse;
+    if (sealed) {
+      const response = JSON.parse(await services.box.open(sealed)) as TokenResponse;
+      const userRef = stored.login.userRef;
+      recordIssuedTo(response, { userId: userRef.slice(userRef.indexOf('/') + 1), loginId: stored.loginId });
+      return response;
+    }
   }
   await services.logins.revoke(stored.loginId);
   throw new InvalidGrant('refresh token was already used; the session is revoked');
