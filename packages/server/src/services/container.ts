@@ -55,6 +55,9 @@ function connectRedis(url: string, options: { queueUntilConnected?: boolean } = 
     enableOfflineQueue: options.queueUntilConnected === true,
     maxRetriesPerRequest: 1,
     lazyConnect: false,
+    // Commands issued in the same tick (many requests under load) leave in one write; not for the
+    // subscriber, whose connection only carries (P)SUBSCRIBE.
+    enableAutoPipelining: options.queueUntilConnected !== true,
   });
   redis.on('error', () => {});
   return redis;

@@ -5,6 +5,9 @@ import { TtlCache } from '../../services/ttl-cache.ts';
 /** A cached verification outcome: the claims (never the token), or the provider's rejection. */
 export type CachedOutcome = { ok: true; claims: Record<string, unknown> } | { ok: false; reason: string };
 
+/** What Redis holds: the outcome and until when it may be used (epoch ms). */
+type SharedOutcome = CachedOutcome & { until: number };
+
 const POSITIVE_MAX_MS = 5 * 60 * 1000;
 const NEGATIVE_MS = 30 * 1000;
 /** Redis key prefix of shared entries (the rest of the key is {@link SubjectTokenCache.key}). */
@@ -60,8 +63,10 @@ export class SubjectTokenCache {
       const ttl = outcome.ok ? positiveTtl(outcome.claims, expiresAtMs) : NEGATIVE_MS;
       if (ttl > 0) {
         this.local.set(key, outcome, ttl);
+        // The expiry travels in the value, so a reader needs one GET (not GET + PTTL).
+        const shared: SharedOutcome = { ...outcome, until: Date.now() + ttl };
         this.redis
-          ?.set(SUBJECT_CACHE_PREFIX + key, JSON.stringify(outcome), 'PX', Math.ceil(ttl))
+          ?.set(SUBJECT_CACHE_PREFIX + key, JSON.stringify(shared), 'PX', Math.ceil(ttl))
           .catch(() => {});
       }
       return outcome;
@@ -77,14 +82,13 @@ export class SubjectTokenCache {
   private async readShared(key: string): Promise<CachedOutcome | undefined> {
     if (this.redis?.status !== 'ready') return undefined;
     try {
-      const [value, ttl] = await Promise.all([
-        this.redis.get(SUBJECT_CACHE_PREFIX + key),
-        this.redis.pttl(SUBJECT_CACHE_PREFIX + key),
-      ]);
+      const value = await this.redis.get(SUBJECT_CACHE_PREFIX + key);
       if (!value) return undefined;
-      const outcome = JSON.parse(value) as CachedOutcome;
-      if (ttl > 0) this.local.set(key, outcome, ttl);
-      return outcome;
+      const { until, ...outcome } = JSON.parse(value) as SharedOutcome;
+      const ttl = until - Date.now();
+      if (ttl <= 0) return undefined;
+      this.local.set(key, outcome as CachedOutcome, ttl);
+      return outcome as CachedOutcome;
     } catch {
       // Redis down: the provider is asked, and the local cache still bounds repeats.
       return undefined;
