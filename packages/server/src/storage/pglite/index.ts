@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Db, Queryable } from '../db.ts';
 import { deserializeError, type Reply, type Request, type Started, type WorkerOptions } from './protocol.ts';
@@ -6,20 +8,27 @@ import { deserializeError, type Reply, type Request, type Started, type WorkerOp
 /** Distributes Omit over the request union, so each kind keeps its own fields. */
 type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
 
-/**
- * The worker thread runs `./worker.ts`, this same TypeScript source. Node 20 does not apply the
- * process's `--import tsx` hooks to a worker's entry module, so the worker starts from a two-line
- * ES module that registers tsx's loader in that thread first; compiled JavaScript needs no loader.
- */
 function startWorker(workerData: WorkerOptions): Worker {
-  const entry = new URL('./worker.ts', import.meta.url);
-  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
-  const bootstrap = [
-    `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};`,
-    'register();',
-    `await import(${JSON.stringify(entry.href)});`,
-  ].join('\n');
-  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), { workerData });
+  return new Worker(new URL('./worker.js', import.meta.url), { workerData });
+}
+
+/** Resolves when the thread's database is open; rejects (and stops the thread) when it cannot open. */
+function started(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    const onExit = (code: number) => reject(new Error(`the embedded database thread exited (code ${code})`));
+    worker.once('error', onError);
+    worker.once('exit', onExit);
+    worker.once('message', (message: Started) => {
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+      if (message.ready) resolve();
+      else {
+        reject(deserializeError(message.error));
+        void worker.terminate();
+      }
+    });
+  });
 }
 
 let compiled: Promise<Pick<WorkerOptions, 'pgliteWasmModule' | 'initdbWasmModule'>> | undefined;
@@ -47,13 +56,24 @@ function compiledWasm(): Promise<Pick<WorkerOptions, 'pgliteWasmModule' | 'initd
 
 /**
  * The embedded engine: real PostgreSQL compiled to WASM, persisted under `dataDir` (or in memory
- * when `dataDir` is undefined, for tests). It runs on its own worker thread (`./worker.ts`), so
+ * when `dataDir` is undefined, for tests). It runs on its own worker thread (`./worker.js`), so
  * the server's request thread never executes a statement itself; this side sends each statement
  * there and awaits its rows. PGlite is single-connection: statements queue, and a transaction
  * holds the connection until `fn` settles, exactly as with the engine in-process.
  */
 export async function createPgliteDb(dataDir: string | undefined): Promise<Db> {
-  const worker = startWorker({ dataDir, ...(await compiledWasm()) });
+  const wasm = await compiledWasm();
+  // initdb grows a WASM heap of its own (~500 MB resident) that the engine then keeps: a new data
+  // directory is therefore initialised in a thread that exits afterwards, which returns that memory.
+  if (dataDir && !existsSync(join(dataDir, 'PG_VERSION'))) {
+    const init = startWorker({ dataDir, ...wasm, initOnly: true });
+    try {
+      await started(init);
+    } finally {
+      await init.terminate();
+    }
+  }
+  const worker = startWorker({ dataDir, ...wasm });
   const pending = new Map<number, { resolve(rows: unknown[]): void; reject(err: Error): void }>();
   let nextId = 1;
   let nextTx = 1;
@@ -65,21 +85,7 @@ export async function createPgliteDb(dataDir: string | undefined): Promise<Db> {
     pending.clear();
   };
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    const onExit = (code: number) => reject(new Error(`the embedded database thread exited (code ${code})`));
-    worker.once('error', onError);
-    worker.once('exit', onExit);
-    worker.once('message', (started: Started) => {
-      worker.off('error', onError);
-      worker.off('exit', onExit);
-      if (started.ready) resolve();
-      else {
-        reject(deserializeError(started.error));
-        void worker.terminate();
-      }
-    });
-  });
+  await started(worker);
 
   worker.unref();
   worker.on('message', (reply: Reply) => {

@@ -1,6 +1,6 @@
 /**
  * The messages between the server's thread and the thread that runs the embedded database
- * (`./worker.ts`). Values cross by structured clone, so rows keep their Dates, Uint8Arrays and
+ * (`./worker.js`). Values cross by structured clone, so rows keep their Dates, Uint8Arrays and
  * parsed JSON; errors cross as plain fields and are rebuilt with the fields the repositories read
  * (`code` = SQLSTATE, `constraint`, …; see `../db.ts`).
  */
@@ -24,37 +24,14 @@ export interface WorkerOptions {
   /** Compiled once per process by the server's thread (see `./index.ts`). */
   pgliteWasmModule?: WebAssembly.Module;
   initdbWasmModule?: WebAssembly.Module;
+  /** Create the data directory's cluster (initdb), close it and report ready: see `./index.ts`. */
+  initOnly?: boolean;
 }
 
 export interface SerializedError {
   message: string;
   name?: string;
   fields: Record<string, string | number>;
-}
-
-/** PostgreSQL error fields worth keeping (node-postgres and PGlite use the same names). */
-const ERROR_FIELDS = [
-  'code',
-  'severity',
-  'detail',
-  'hint',
-  'position',
-  'schema',
-  'table',
-  'column',
-  'dataType',
-  'constraint',
-  'routine',
-] as const;
-
-export function serializeError(err: unknown): SerializedError {
-  if (!(err instanceof Error)) return { message: String(err), fields: {} };
-  const fields: Record<string, string | number> = {};
-  for (const key of ERROR_FIELDS) {
-    const value = (err as unknown as Record<string, unknown>)[key];
-    if (typeof value === 'string' || typeof value === 'number') fields[key] = value;
-  }
-  return { message: err.message, name: err.name, fields };
 }
 
 export function deserializeError(serialized: SerializedError): Error {

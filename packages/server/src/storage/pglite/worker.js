@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * The embedded database's own thread: PGlite (PostgreSQL compiled to WASM) executes every
  * statement synchronously on the thread that owns it, so running it here keeps the server's
@@ -6,28 +7,67 @@
  *
  * One PGlite, one connection: PGlite's own mutex queues statements, and `transaction()` holds the
  * connection until the server's thread sends `end`, exactly as it did in-process.
+ *
+ * Plain JavaScript (type-checked through JSDoc): a TypeScript loader in this thread would cost a
+ * second module-loader isolate, ~65 MB of resident memory, for one small file.
  */
 import { mkdirSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { PGlite, type Transaction } from '@electric-sql/pglite';
-import { type Reply, type Request, type Started, serializeError, type WorkerOptions } from './protocol.ts';
+import { PGlite } from '@electric-sql/pglite';
 
+/** @typedef {import('@electric-sql/pglite').Transaction} Transaction */
+/** @typedef {import('./protocol.ts').Request} Request */
+/** @typedef {import('./protocol.ts').Reply} Reply */
+/** @typedef {import('./protocol.ts').Started} Started */
+/** @typedef {import('./protocol.ts').SerializedError} SerializedError */
+/** @typedef {import('./protocol.ts').WorkerOptions} WorkerOptions */
+
+/**
+ * @typedef {object} OpenTransaction
+ * @property {Transaction} tx
+ * @property {(commit: boolean) => void} end Lets PGlite's transaction() finish: COMMIT when `commit`, else ROLLBACK.
+ * @property {Promise<unknown>} settled Settles once COMMIT or ROLLBACK has run, with COMMIT's error if any.
+ */
+
+if (!parentPort) throw new Error('storage/pglite/worker.js runs as a worker thread');
 const port = parentPort;
-if (!port) throw new Error('storage/pglite/worker.ts runs as a worker thread');
-const { dataDir, pgliteWasmModule, initdbWasmModule } = workerData as WorkerOptions;
+const { dataDir, pgliteWasmModule, initdbWasmModule, initOnly } = /** @type {WorkerOptions} */ (workerData);
+
+/** PostgreSQL error fields the repositories read (node-postgres and PGlite use the same names). */
+const ERROR_FIELDS = [
+  'code',
+  'severity',
+  'detail',
+  'hint',
+  'position',
+  'schema',
+  'table',
+  'column',
+  'dataType',
+  'constraint',
+  'routine',
+];
+
+/**
+ * @param {unknown} err
+ * @returns {SerializedError}
+ */
+function serializeError(err) {
+  if (!(err instanceof Error)) return { message: String(err), fields: {} };
+  /** @type {Record<string, string | number>} */
+  const fields = {};
+  for (const key of ERROR_FIELDS) {
+    const value = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (err))[key];
+    if (typeof value === 'string' || typeof value === 'number') fields[key] = value;
+  }
+  return { message: err.message, name: err.name, fields };
+}
 
 /** Rolls a transaction back without reporting an error (the server's thread asked for it). */
 class Rollback extends Error {}
 
-interface OpenTransaction {
-  tx: Transaction;
-  /** Lets PGlite's transaction() finish: COMMIT when `commit`, else ROLLBACK. */
-  end(commit: boolean): void;
-  /** Settles once COMMIT or ROLLBACK has run: with the error COMMIT failed with, if any. */
-  settled: Promise<unknown>;
-}
-
-async function open(): Promise<PGlite> {
+/** @returns {Promise<PGlite>} */
+async function open() {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   // PGlite's WASM heap dominates the process's memory: 16 MB of shared buffers (instead of 128 MB)
   // takes a reopened embedded server from ~365 MB to ~245 MB RSS; the OS page cache still caches files.
@@ -45,18 +85,25 @@ async function open(): Promise<PGlite> {
   });
 }
 
-function serve(db: PGlite): void {
-  const transactions = new Map<number, OpenTransaction>();
-  const reply = (message: Reply) => port?.postMessage(message);
-  const fail = (id: number, err: unknown) => reply({ id, error: serializeError(err) });
-  const target = (tx: number | undefined) => {
+/** @param {PGlite} db */
+function serve(db) {
+  /** @type {Map<number, OpenTransaction>} */
+  const transactions = new Map();
+  /** @param {Reply} message */
+  const reply = (message) => port.postMessage(message);
+  /** @param {number} id @param {unknown} err */
+  const fail = (id, err) => reply({ id, error: serializeError(err) });
+  /** @param {number | undefined} tx */
+  const target = (tx) => {
     if (tx === undefined) return db;
     const transaction = transactions.get(tx);
     if (!transaction) throw new Error(`transaction ${tx} is not open`);
     return transaction.tx;
   };
-  const answer = (id: number, work: () => Promise<unknown[] | undefined>) => {
-    let pending: Promise<unknown[] | undefined>;
+  /** @param {number} id @param {() => Promise<unknown[] | undefined>} work */
+  const answer = (id, work) => {
+    /** @type {Promise<unknown[] | undefined>} */
+    let pending;
     try {
       pending = work();
     } catch (err) {
@@ -69,16 +116,18 @@ function serve(db: PGlite): void {
     );
   };
 
-  const begin = (id: number, txId: number) => {
+  /** @param {number} id @param {number} txId */
+  const begin = (id, txId) => {
     let started = false;
+    /** @type {Promise<unknown>} */
     const settled = db
       .transaction(
         (tx) =>
-          new Promise<void>((resolve, reject) => {
+          new Promise((resolve, reject) => {
             started = true;
             transactions.set(txId, {
               tx,
-              end: (commit) => (commit ? resolve() : reject(new Rollback())),
+              end: (commit) => (commit ? resolve(undefined) : reject(new Rollback())),
               settled,
             });
             reply({ id });
@@ -86,7 +135,7 @@ function serve(db: PGlite): void {
       )
       .then(
         () => undefined,
-        (err: unknown) => (err instanceof Rollback ? undefined : err),
+        (err) => (err instanceof Rollback ? undefined : err),
       )
       .then((err) => {
         transactions.delete(txId);
@@ -96,12 +145,12 @@ function serve(db: PGlite): void {
       });
   };
 
-  port?.on('message', (message: Request) => {
+  port.on('message', (/** @type {Request} */ message) => {
     switch (message.kind) {
       case 'query':
         answer(message.id, async () => {
-          const result = await target(message.tx).query(message.sql, message.params as unknown[] | undefined);
-          return result.rows;
+          const params = /** @type {unknown[] | undefined} */ (message.params);
+          return (await target(message.tx).query(message.sql, params)).rows;
         });
         return;
       case 'exec':
@@ -134,9 +183,10 @@ function serve(db: PGlite): void {
 }
 
 open().then(
-  (db) => {
-    serve(db);
-    port.postMessage({ ready: true } satisfies Started);
+  async (db) => {
+    if (initOnly) await db.close();
+    else serve(db);
+    port.postMessage(/** @type {Started} */ ({ ready: true }));
   },
-  (err) => port.postMessage({ ready: false, error: serializeError(err) } satisfies Started),
+  (err) => port.postMessage(/** @type {Started} */ ({ ready: false, error: serializeError(err) })),
 );
