@@ -12,8 +12,8 @@ import { startServer, type TestServer } from '../support/server.ts';
 
 /**
  * ...and hashes it with window.btoa; without it the SDK falls back to `plain`, which we refuse.
- * Installed only after the embedded database has started: Emscripten (PGlite) takes a global
- * `window` for a browser when it initialises.
+ * The embedded database runs on its own thread, so this global never reaches PGlite (Emscripten
+ * would take a global `window` for a browser).
  */
 function shimBrowserWindow(): void {
   // A page at http://localhost:8000/ (processCode sends its origin as redirect_uri).

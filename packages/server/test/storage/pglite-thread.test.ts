@@ -82,6 +82,12 @@ test('a failing statement inside a transaction fails the transaction, not the th
   await db.ping();
 });
 
+test('a parameter that cannot cross the thread fails its statement only', async () => {
+  await assert.rejects(db.query('SELECT $1::text', [() => 'a function']), /could not be cloned/);
+  const [row] = await db.query<{ ok: string }>('SELECT $1::text AS ok', ['still fine']);
+  assert.equal(row?.ok, 'still fine');
+});
+
 test('a closed database rejects instead of hanging', { timeout: 30_000 }, async () => {
   const other = await createPgliteDb(undefined);
   await other.ping();

@@ -4,8 +4,8 @@ import type { ProjectFixture } from './fixtures.ts';
 /**
  * @medplum/core 4 in Node, as a browser page at http://localhost:8000/ would run it: its PKCE
  * verifier lives in `sessionStorage`, it hashes with `window.btoa`, and processCode sends the page
- * origin (medplum-client-behaviour §7). Call after any embedded database has started: Emscripten
- * (PGlite) takes a global `window` for a browser when it initialises.
+ * origin (medplum-client-behaviour §7). The embedded database runs on its own thread, so these
+ * globals never reach PGlite (Emscripten would take a global `window` for a browser).
  */
 export function installBrowserShims(): void {
   const g = globalThis as { sessionStorage?: unknown; location?: unknown; window?: unknown };

@@ -34,7 +34,9 @@ function positiveTtl(claims: Record<string, unknown>, expiresAtMs: number | unde
  * single-flight per key, so concurrent exchanges of one token make one provider call.
  */
 export class SubjectTokenCache {
-  private readonly local = new TtlCache<CachedOutcome>(POSITIVE_MAX_MS, 100_000);
+  // Bounded well below a 5-minute window of distinct tokens at full load: the cache is for the same
+  // token exchanged again; with Redis the shared copy answers after a local eviction.
+  private readonly local = new TtlCache<CachedOutcome>(POSITIVE_MAX_MS, 20_000);
   private readonly inflight = new Map<string, Promise<CachedOutcome>>();
 
   constructor(private readonly redis: Redis | undefined) {}

@@ -107,7 +107,14 @@ export async function createPgliteDb(dataDir: string | undefined): Promise<Db> {
       // never holds a finished script (or a test) open, and an awaited statement always completes.
       if (pending.size === 0) worker.ref();
       pending.set(id, { resolve, reject });
-      worker.postMessage({ ...message, id });
+      try {
+        worker.postMessage({ ...message, id });
+      } catch (err) {
+        // A parameter that cannot be cloned (DataCloneError): this statement fails, nothing else.
+        pending.delete(id);
+        if (pending.size === 0) worker.unref();
+        reject(err);
+      }
     });
   };
 
