@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { TOKEN_TYPE_ACCESS } from '../federation/exchange.ts';
-import { attempt, auditFieldsOf } from '../http/attempts.ts';
+import { attempt } from '../http/attempts.ts';
 import { identifyClient } from '../oauth/client-auth.ts';
+import { auditFieldsOf } from '../oauth/issue.ts';
 import { clientKey } from '../rate-limit/failure-limiter.ts';
 import type { Services } from '../services/container.ts';
 

@@ -196,7 +196,9 @@ export class TokenExchange {
       },
     );
     this.services.logins.remember(login);
-    return { ...response, issued_token_type: TOKEN_TYPE_ACCESS };
+    // The same object, not a copy: its audit fields are keyed by it (oauth/issue.ts auditFieldsOf).
+    response.issued_token_type = TOKEN_TYPE_ACCESS;
+    return response;
   }
 
   /**

@@ -29,20 +29,6 @@ function reasonOf(err: unknown): string {
 }
 
 /**
- * Who a token response was issued to, for its AuditEvent: recorded by {@link issueTokens} when it
- * signs the access token, so the audit trail does not decode the JWT it has just built.
- */
-const issuedTo = new WeakMap<object, { userId: string; loginId: string }>();
-
-export function recordIssuedTo(response: object, fields: { userId: string; loginId: string }): void {
-  issuedTo.set(response, fields);
-}
-
-export function auditFieldsOf(response: object | undefined): { userId?: string; loginId?: string } {
-  return (response && issuedTo.get(response)) ?? {};
-}
-
-/**
  * One authentication attempt: refused up front when its IP, client or account has spent its budget
  * of failures (429 with RateLimit headers, protocol.md §7.9), counted when it fails for the caller's
  * fault, and written to the audit trail either way. Successes are never counted, so legitimate load

@@ -1,5 +1,4 @@
 import { randomSecret } from '../crypto/digest.ts';
-import { recordIssuedTo } from '../http/attempts.ts';
 import type { ProjectMembership } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
 import type { StoredClient } from './clients.ts';
@@ -40,6 +39,23 @@ export interface IssueInput {
 }
 
 /**
+ * Who each token response was issued to, for its AuditEvent: recorded when the response is made,
+ * so the audit trail does not decode the JWT that was just signed. Keyed by the response object
+ * itself (never serialised with it) and forgotten with it: add to a response, never copy it
+ * (a spread copy loses its audit fields; test TX-32 holds the exchange path to that).
+ */
+const issuedTo = new WeakMap<TokenResponse, { userId: string; loginId: string }>();
+
+export function recordIssuedTo(response: TokenResponse, userRef: string, loginId: string): void {
+  issuedTo.set(response, { userId: userRef.slice(userRef.indexOf('/') + 1), loginId });
+}
+
+/** The audit fields of a response made by {@link issueTokens} (or replayed by a refresh grace). */
+export function auditFieldsOf(response: TokenResponse): { userId?: string; loginId?: string } {
+  return issuedTo.get(response) ?? {};
+}
+
+/**
  * Signs the access token (and the ID token when `openid` was granted) and issues a refresh token when
  * `offline_access` was granted. Shared by every grant, so every grant answers the same shape.
  */
@@ -69,7 +85,7 @@ export async function issueTokens(services: Services, input: IssueInput): Promis
       ...(input.membership.profile.display ? { display: input.membership.profile.display } : {}),
     },
   };
-  recordIssuedTo(response, { userId: subjectId, loginId: input.loginId });
+  recordIssuedTo(response, input.userRef, input.loginId);
   if (hasScope(input.scope, 'openid') && input.userRef.startsWith('User/')) {
     response.id_token = await tokens.signIdToken({
       sub: subjectId,

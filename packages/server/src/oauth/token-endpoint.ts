@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditAction } from '../audit/audit-log.ts';
-import { attempt, auditFieldsOf } from '../http/attempts.ts';
+import { attempt } from '../http/attempts.ts';
 import { clientKey } from '../rate-limit/failure-limiter.ts';
 import type { Services } from '../services/container.ts';
 import { identifyClient } from './client-auth.ts';
 import { InvalidRequest, UnsupportedGrantType } from './errors.ts';
 import { requireFormBody, withStrictForms } from './form-body.ts';
 import { GRANTS } from './grants/index.ts';
+import { auditFieldsOf } from './issue.ts';
 import { parseOAuthParams } from './params.ts';
 
 /** RFC 6749 §2.3.1: credentials never travel in the query string (OP-29). */

@@ -1173,6 +1173,14 @@ describe('TX-32 logs, answers and the audit trail of exchanges', () => {
       );
     assert.equal(mine.filter((e) => e.outcome === '4').length, 2, 'two failures');
     assert.equal(mine.filter((e) => e.outcome === '0').length, 1, 'one success');
+    // The success names who the tokens went to and their Login (recorded when the tokens were made).
+    const claims = decodeJwt(ok.body.access_token as string);
+    const success = mine.find((e) => e.outcome === '0');
+    assert.ok(
+      success?.agent.some((a) => a.who?.reference === `User/${claims.sub}`),
+      'the user is named',
+    );
+    assert.deepEqual(success?.entity, [{ what: { reference: `Login/${claims.login_id}` } }]);
     const text = JSON.stringify(mine);
     for (const secret of [good, rejected, ok.body.access_token as string, ok.body.refresh_token as string]) {
       assert.ok(!text.includes(secret), 'no token in the audit trail');

@@ -17,7 +17,7 @@ import { Agent } from 'undici';
 import { type AllowList, parseAllowList } from './allow-list.ts';
 import { createCheckedLookup, type Resolver, systemResolver } from './checked-lookup.ts';
 import { findOutboundError, OutboundError } from './outbound-error.ts';
-import { readDecodedBody } from './read-capped-body.ts';
+import { readDecodedBody } from './read-decoded-body.ts';
 import { parseOutboundUrl } from './validate-outbound-url.ts';
 
 /** Options of {@link createGuardedFetch}. */

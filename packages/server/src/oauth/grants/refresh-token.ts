@@ -1,8 +1,7 @@
-import { recordIssuedTo } from '../../http/attempts.ts';
 import type { Services } from '../../services/container.ts';
 import type { StoredClient } from '../clients.ts';
 import { InvalidClient, InvalidGrant, InvalidScope } from '../errors.ts';
-import { issueTokens, type TokenResponse } from '../issue.ts';
+import { issueTokens, recordIssuedTo, type TokenResponse } from '../issue.ts';
 import { refreshReuseGrace, refreshTokenLifetime } from '../lifetimes.ts';
 import { required } from '../params.ts';
 import type { RefreshLookup } from '../refresh-tokens.ts';
@@ -25,8 +24,7 @@ async function reuse(
     const sealed = await services.refreshTokens.successor(stored.digest);
     if (sealed) {
       const response = JSON.parse(await services.box.open(sealed)) as TokenResponse;
-      const userRef = stored.login.userRef;
-      recordIssuedTo(response, { userId: userRef.slice(userRef.indexOf('/') + 1), loginId: stored.loginId });
+      recordIssuedTo(response, stored.login.userRef, stored.loginId);
       return response;
     }
   }
