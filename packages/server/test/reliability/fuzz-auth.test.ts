@@ -19,13 +19,12 @@ import {
   type HttpResult,
   http,
   type RefusingIdp,
-  startRefusingIdp,
+  startFuzzTarget,
 } from '../support/cluster.ts';
 import { ENGINES } from '../support/db.ts';
-import { updateClient } from '../support/exchange-fedhir.ts';
-import { createProjectFixture, type ProjectFixture } from '../support/fixtures.ts';
-import { inviteUser, NO_FAILURE_LIMITS, pkcePair } from '../support/oauth-flows.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import type { ProjectFixture } from '../support/fixtures.ts';
+import { inviteUser, pkcePair } from '../support/oauth-flows.ts';
+import type { TestServer } from '../support/server.ts';
 
 const RUNS = 250;
 const TIMEOUT_MS = 5000;
@@ -158,24 +157,7 @@ for (const engine of ENGINES) {
     let twoHomes: { email: string; password: string; memberships: string[] };
 
     before(async () => {
-      idp = await startRefusingIdp();
-      server = await startServer(engine, { ...NO_FAILURE_LIMITS, ALLOW_PRIVATE_IDP_URLS: '127.0.0.1' });
-      fx = await createProjectFixture(server, { redirectUris: [REDIRECT_URI] });
-      const created = await http(server, 'POST', `/admin/projects/${fx.project.id}/client`, {
-        token: fx.admin.token,
-        json: { name: 'fuzz idp', redirectUris: [REDIRECT_URI] },
-      });
-      idpClientId = created.body.id;
-      const put = await updateClient(server, fx, idpClientId, {
-        identityProvider: {
-          authorizeUrl: `${idp.url}/authorize`,
-          tokenUrl: `${idp.url}/token`,
-          userInfoUrl: `${idp.url}/userinfo`,
-          clientId: 'fuzz-ext',
-          clientSecret: 'fuzz-ext-secret',
-        },
-      });
-      assert.equal(put.status, 200, JSON.stringify(put.body));
+      ({ server, fx, idp, idpClientId } = await startFuzzTarget(engine, REDIRECT_URI, 'fuzz idp'));
       const email = `two.homes.${Date.now()}@example.com`;
       const first = await inviteUser(server, fx, { email });
       const second = await inviteUser(server, fx, { email });

@@ -20,13 +20,13 @@ import {
   type HttpResult,
   http,
   type RefusingIdp,
-  startRefusingIdp,
+  startFuzzTarget,
 } from '../support/cluster.ts';
 import { ENGINES } from '../support/db.ts';
-import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE, updateClient } from '../support/exchange-fedhir.ts';
-import { basic, createProjectFixture, type ProjectFixture } from '../support/fixtures.ts';
-import { NO_FAILURE_LIMITS, passwordCode, passwordTokens, pkcePair } from '../support/oauth-flows.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE } from '../support/exchange-fedhir.ts';
+import { basic, type ProjectFixture } from '../support/fixtures.ts';
+import { passwordCode, passwordTokens, pkcePair } from '../support/oauth-flows.ts';
+import type { TestServer } from '../support/server.ts';
 
 const RUNS = 250;
 const TIMEOUT_MS = 5000;
@@ -184,24 +184,12 @@ for (const engine of ENGINES) {
     const real: Record<string, string[]> = {};
 
     before(async () => {
-      stub = await startRefusingIdp();
-      server = await startServer(engine, { ...NO_FAILURE_LIMITS, ALLOW_PRIVATE_IDP_URLS: '127.0.0.1' });
-      fx = await createProjectFixture(server, { redirectUris: [REDIRECT_URI] });
-      const withIdp = await http(server, 'POST', `/admin/projects/${fx.project.id}/client`, {
-        token: fx.admin.token,
-        json: { name: 'fuzz exchange', redirectUris: [REDIRECT_URI] },
-      });
-      exchangeClientId = withIdp.body.id;
-      const put = await updateClient(server, fx, exchangeClientId, {
-        identityProvider: {
-          authorizeUrl: `${stub.url}/authorize`,
-          tokenUrl: `${stub.url}/token`,
-          userInfoUrl: `${stub.url}/userinfo`,
-          clientId: 'fuzz-ext',
-          clientSecret: 'fuzz-ext-secret',
-        },
-      });
-      assert.equal(put.status, 200, JSON.stringify(put.body));
+      ({
+        server,
+        fx,
+        idp: stub,
+        idpClientId: exchangeClientId,
+      } = await startFuzzTarget(engine, REDIRECT_URI, 'fuzz exchange'));
       const tokens = await passwordTokens(server, fx);
       const codes = await Promise.all(Array.from({ length: 5 }, () => passwordCode(server, fx)));
       real.client_id = [fx.client.id, exchangeClientId];

@@ -22,10 +22,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
 import type { ClientApplication, Project, ProjectMembership } from '../../src/model/types.ts';
-import type { ProjectFixture } from './fixtures.ts';
-import { type Pkce, pkcePair } from './oauth-flows.ts';
+import type { Engine } from './db.ts';
+import { updateClient } from './exchange-fedhir.ts';
+import { createProjectFixture, type ProjectFixture } from './fixtures.ts';
+import { NO_FAILURE_LIMITS, type Pkce, pkcePair } from './oauth-flows.ts';
 import { type ServerProcess, spawnServer, stop, waitHealthy } from './process.ts';
-import { ADMIN_EMAIL, ADMIN_PASSWORD, freePort } from './server.ts';
+import { ADMIN_EMAIL, ADMIN_PASSWORD, freePort, startServer, type TestServer } from './server.ts';
 
 const run = promisify(execFile);
 
@@ -678,4 +680,35 @@ export async function startRefusingIdp(): Promise<RefusingIdp> {
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * The fuzz tests' server: fedhir on `engine` without failure limits, a project whose clients may
+ * redirect to `redirectUri`, and a client whose identity provider is a {@link startRefusingIdp} —
+ * so fuzzed requests that reach a provider stay on 127.0.0.1 and never sign anyone in.
+ */
+export async function startFuzzTarget(
+  engine: Engine,
+  redirectUri: string,
+  clientName: string,
+): Promise<{ server: TestServer; fx: ProjectFixture; idp: RefusingIdp; idpClientId: string }> {
+  const idp = await startRefusingIdp();
+  const server = await startServer(engine, { ...NO_FAILURE_LIMITS, ALLOW_PRIVATE_IDP_URLS: '127.0.0.1' });
+  const fx = await createProjectFixture(server, { redirectUris: [redirectUri] });
+  const created = await http(server, 'POST', `/admin/projects/${fx.project.id}/client`, {
+    token: fx.admin.token,
+    json: { name: clientName, redirectUris: [redirectUri] },
+  });
+  const idpClientId = String(created.body.id);
+  const put = await updateClient(server, fx, idpClientId, {
+    identityProvider: {
+      authorizeUrl: `${idp.url}/authorize`,
+      tokenUrl: `${idp.url}/token`,
+      userInfoUrl: `${idp.url}/userinfo`,
+      clientId: 'fuzz-ext',
+      clientSecret: 'fuzz-ext-secret',
+    },
+  });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  return { server, fx, idp, idpClientId };
 }
