@@ -16,6 +16,9 @@ const CHANNEL = 'fedhir:invalidate';
  * at once, and with Redis every other instance hears it through pub/sub. Without Redis (or while it
  * is down) caches rely on their short TTL (≤ 5 s), so revocation still reaches every instance.
  */
+/** See {@link InvalidationBus.publish}. */
+const DELIVERY_MARGIN_MS = 10;
+
 export class InvalidationBus {
   private readonly local = new EventEmitter();
 
@@ -47,8 +50,12 @@ export class InvalidationBus {
     this.local.emit('invalidate', event);
     if (!this.publisher) return Promise.resolve();
     // Best effort: a lost message is covered by the caches' TTL.
+    // Redis answers PUBLISH once the message is in the subscribers' socket buffers, not once they
+    // have read it; an instance's event loop may read the caller's next HTTP request first. A short
+    // pause after the answer lets idle instances read the message before ours is answered (it only
+    // delays revocations, which are rare; a stalled instance is still covered by the TTL).
     const sent = this.publisher.publish(CHANNEL, JSON.stringify(event)).then(
-      () => {},
+      () => new Promise<void>((resolve) => setTimeout(resolve, DELIVERY_MARGIN_MS)),
       () => {},
     );
     const bound = new Promise<void>((resolve) => setTimeout(resolve, 250).unref());
