@@ -313,7 +313,7 @@ try {
       p.run.rounds.push(m);
       const s = m.measured;
       log(
-        `  round ${round}/${rounds} ${p.run.def.name}: ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, non-2xx ${s.non2xx + m.warmup.non2xx}, errors ${s.errors + m.warmup.errors}, RSS ${m.rssPeakMb?.toFixed(0) ?? '—'} MB`,
+        `  round ${round}/${rounds} ${p.run.def.name}: ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms, non-2xx ${s.non2xx + m.warmup.non2xx}, errors ${s.errors + m.warmup.errors}, RSS ${m.rssPeakMb?.toFixed(0) ?? '—'} MB${m.cpuUsPerRequest ? `, CPU µs/req ${JSON.stringify(m.cpuUsPerRequest)}` : ''}`,
       );
     },
     () => stopping,

@@ -4,7 +4,7 @@
  * both bounded in time by a watchdog. While the measured run goes, the RSS of one process (the server
  * under test) is sampled from /proc/<pid>/status.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
 /** Per-request overrides returned by a request generator. Headers are merged over the defaults. */
@@ -55,6 +55,12 @@ export interface Measurement {
   rssPeakMb: number | null;
   /** VmRSS just before the warm-up, MB; null when not sampled. */
   rssBeforeMb: number | null;
+  /**
+   * CPU time the server process (`rssPid`) spent per 2xx answer during the measured run, µs, per
+   * thread name (`total` = the whole process); null when not sampled. Shows where the work is when
+   * the request rate alone cannot (a thread that waits looks the same as one that computes).
+   */
+  cpuUsPerRequest: Record<string, number> | null;
 }
 
 export interface MeasureOptions {
@@ -69,13 +75,21 @@ export async function measure(spec: LoadSpec, opts: MeasureOptions): Promise<Mea
   const rssBeforeMb = spec.rssPid ? readRssMb(spec.rssPid) : null;
   const warmup = await runOnce(spec, opts.warmupSec, opts);
   const sampler = spec.rssPid ? startRssSampler(spec.rssPid) : undefined;
+  const cpuBefore = spec.rssPid ? readThreadCpuMs(spec.rssPid) : null;
   let measured: RunStats;
   try {
     measured = await runOnce(spec, opts.durationSec, opts);
   } finally {
     sampler?.stop();
   }
-  return { warmup, measured, rssPeakMb: sampler?.peakMb() ?? null, rssBeforeMb };
+  const cpuAfter = spec.rssPid ? readThreadCpuMs(spec.rssPid) : null;
+  return {
+    warmup,
+    measured,
+    rssPeakMb: sampler?.peakMb() ?? null,
+    rssBeforeMb,
+    cpuUsPerRequest: cpuBefore && cpuAfter ? cpuPerRequest(cpuBefore, cpuAfter, measured.ok2xx) : null,
+  };
 }
 
 function buildOptions(spec: LoadSpec, durationSec: number, connections: number): autocannon.Options {
@@ -161,6 +175,50 @@ export function readRssMb(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU time (user + system, ms) of each thread of `pid`, keyed by thread id, with its name (`main`
+ * for the event-loop thread)
+ * (/proc/<pid>/task/<tid>/stat fields 14–15, in clock ticks of 10 ms); null without /proc.
+ */
+function readThreadCpuMs(pid: number): Map<string, { name: string; ms: number }> | null {
+  try {
+    const threads = new Map<string, { name: string; ms: number }>();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // The name (field 2) is in parentheses and may hold spaces; the fields after it are plain.
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(stat.indexOf('(') + 1, close);
+      const fields = stat.slice(close + 2).split(' ');
+      // Node names every thread "node"; the main (event-loop) thread is the one whose id is the pid.
+      threads.set(tid, {
+        name: tid === String(pid) ? 'main' : name,
+        ms: (Number(fields[11]) + Number(fields[12])) * 10,
+      });
+    }
+    return threads;
+  } catch {
+    return null;
+  }
+}
+
+/** Per thread name (threads of one name summed) and `total`: CPU µs per answered request. */
+function cpuPerRequest(
+  before: Map<string, { name: string; ms: number }>,
+  after: Map<string, { name: string; ms: number }>,
+  requests: number,
+): Record<string, number> | null {
+  if (requests <= 0) return null;
+  const byName: Record<string, number> = { total: 0 };
+  for (const [tid, { name, ms }] of after) {
+    const spent = ms - (before.get(tid)?.ms ?? 0);
+    if (spent <= 0) continue;
+    byName[name] = (byName[name] ?? 0) + spent;
+    byName.total = (byName.total ?? 0) + spent;
+  }
+  for (const name of Object.keys(byName)) byName[name] = Math.round(((byName[name] ?? 0) * 1000) / requests);
+  return byName;
 }
 
 function startRssSampler(pid: number, intervalMs = 250): { stop(): void; peakMb(): number | null } {
