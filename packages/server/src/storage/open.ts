@@ -3,7 +3,6 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Db } from './db.ts';
 import { createPgliteDb } from './pglite/index.ts';
-import { createPostgresDb } from './postgres.ts';
 
 export class DataDirInUse extends Error {}
 
@@ -51,7 +50,11 @@ function lockDataDir(dir: string): () => void {
 
 /** Opens PostgreSQL when DATABASE_URL is set, else the embedded database under DATA_DIR. */
 export async function openStorage(config: Config): Promise<Db> {
-  if (config.databaseUrl) return createPostgresDb(config.databaseUrl);
+  if (config.databaseUrl) {
+    // Loaded only when used: the embedded server never loads the PostgreSQL driver.
+    const { createPostgresDb } = await import('./postgres.ts');
+    return createPostgresDb(config.databaseUrl);
+  }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const unlock = lockDataDir(config.dataDir);
   try {
