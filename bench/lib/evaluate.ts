@@ -43,6 +43,11 @@ export interface CaseSummary {
   errors: number;
   rssPeakMb: number | null;
   maxRssMb: number | null;
+  /**
+   * CPU time of the server process per answered request, µs, median over rounds: all its threads
+   * (`total`) and the event-loop thread alone (`main`); null when not sampled (no /proc).
+   */
+  cpuUsPerRequest: { total: number; main: number } | null;
   targets: TargetResult[];
   /** Reference's median req/s ÷ sign ceiling's (for a reference case: its own ÷ sign ceiling's). */
   ceilingVsSign: number | null;
@@ -72,6 +77,10 @@ export function summarize(runs: readonly CaseRun[]): CaseSummary[] {
     const non2xx = run.rounds.reduce((n, m) => n + m.warmup.non2xx + m.measured.non2xx, 0);
     const errors = run.rounds.reduce((n, m) => n + m.warmup.errors + m.measured.errors, 0);
     const rssPeakMb = rssKnown.length ? Math.max(...rssKnown) : null;
+    const cpuKnown = run.rounds.flatMap((m) => (m.cpuUsPerRequest ? [m.cpuUsPerRequest] : []));
+    const cpuUsPerRequest = cpuKnown.length
+      ? { total: median(cpuKnown.map((c) => c.total ?? 0)), main: median(cpuKnown.map((c) => c.main ?? 0)) }
+      : null;
     const maxRssMb = def.maxRssMb ?? (def.reference ? DEFAULT_MAX_RSS_MB : null);
     const p99 = median(p99s);
 
@@ -138,6 +147,7 @@ export function summarize(runs: readonly CaseRun[]): CaseSummary[] {
       errors,
       rssPeakMb,
       maxRssMb,
+      cpuUsPerRequest,
       targets,
       ceilingVsSign,
       verdict,

@@ -8,6 +8,7 @@ const HEADERS = [
   'p99 ms',
   'non-2xx',
   'RSS peak MB',
+  'CPU µs/req (main)',
   'reference',
   'ratio',
   'target',
@@ -28,6 +29,7 @@ function rows(s: CaseSummary): string[][] {
     s.measured ? ms(s.p99) : '—',
     s.measured ? (s.errors > 0 ? `${s.non2xx} (+${s.errors} err)` : String(s.non2xx)) : '—',
     s.rssPeakMb === null ? '—' : `${s.rssPeakMb.toFixed(0)}${s.maxRssMb !== null ? ` (≤${s.maxRssMb})` : ''}`,
+    s.cpuUsPerRequest ? `${int(s.cpuUsPerRequest.total)} (${int(s.cpuUsPerRequest.main)})` : '—',
     first ? first.reference : '—',
     first ? x(first.ratio?.median) : '—',
     first ? targetText(first.need, first.p99AtMostReference) : '—',
@@ -38,6 +40,7 @@ function rows(s: CaseSummary): string[][] {
     .slice(1)
     .map((t) => [
       '  ↳ also',
+      '',
       '',
       '',
       '',
@@ -72,6 +75,7 @@ export function renderTable(summaries: readonly CaseSummary[], title: string): s
   out.push(
     'ratio = median over rounds of (case req/s ÷ reference req/s, same round); ceiling÷sign = the case’s',
     'reference (or the reference itself) ÷ sign ceiling, medians. non-2xx and errors include warm-ups.',
+    'CPU µs/req = CPU time of the server process (all threads; main = its event-loop thread) per 2xx answer.',
   );
   return out.join('\n');
 }
