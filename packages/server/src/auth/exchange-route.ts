@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { TOKEN_TYPE_ACCESS } from '../federation/exchange.ts';
 import { attempt } from '../http/attempts.ts';
 import { identifyClient } from '../oauth/client-auth.ts';
-import { auditFieldsOf } from '../oauth/issue.ts';
 import { clientKey } from '../rate-limit/failure-limiter.ts';
 import type { Services } from '../services/container.ts';
 
@@ -31,7 +30,7 @@ export function registerLegacyExchange(app: FastifyInstance, services: Services)
     async (request, reply) => {
       // The grant's failure budget and audit trail apply here too (protocol.md §4, §7.9; TX-31, TX-32):
       // both count against the same client key, so the legacy door is no way around the limit.
-      const response = await attempt(
+      const issued = await attempt(
         services,
         {
           action: 'exchange',
@@ -61,9 +60,9 @@ export function registerLegacyExchange(app: FastifyInstance, services: Services)
             nonce: request.body.nonce,
           });
         },
-        (result) => ({
-          ...auditFieldsOf(result),
-          projectId: result.project.reference.replace('Project/', ''),
+        ({ response, issuedTo }) => ({
+          ...issuedTo,
+          projectId: response.project.reference.replace('Project/', ''),
         }),
       );
       return reply
@@ -73,7 +72,7 @@ export function registerLegacyExchange(app: FastifyInstance, services: Services)
           deprecation: 'true',
           link: '</docs/token-exchange.md>; rel="deprecation"',
         })
-        .send(response);
+        .send(issued.response);
     },
   );
 }

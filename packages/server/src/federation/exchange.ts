@@ -3,7 +3,7 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ClientIdentity } from '../oauth/client-auth.ts';
 import { InvalidClient, InvalidRequest, InvalidTarget, UnauthorizedClient } from '../oauth/errors.ts';
-import { issueTokens, type TokenResponse } from '../oauth/issue.ts';
+import { type IssuedTokens, issueTokens } from '../oauth/issue.ts';
 import { refreshTokenLifetime } from '../oauth/lifetimes.ts';
 import { grantableScope } from '../oauth/scope.ts';
 import type { Services } from '../services/container.ts';
@@ -70,7 +70,7 @@ export class TokenExchange {
     this.cache = new SubjectTokenCache(services.redis);
   }
 
-  async exchange(request: ExchangeRequest): Promise<TokenResponse> {
+  async exchange(request: ExchangeRequest): Promise<IssuedTokens> {
     try {
       return await this.run(request);
     } catch (err) {
@@ -108,7 +108,7 @@ export class TokenExchange {
     return { token, type };
   }
 
-  private async run(request: ExchangeRequest): Promise<TokenResponse> {
+  private async run(request: ExchangeRequest): Promise<IssuedTokens> {
     const { token, type } = this.assertParameters(request);
     const { identity } = request;
     if (identity.clientId === undefined) throw new InvalidRequest('client_id is required');
@@ -158,7 +158,7 @@ export class TokenExchange {
     // Tokens are signed for a login id chosen here, then the login and its refresh token are written
     // in one statement: one database round trip per exchange.
     const loginId = randomUUID();
-    const response = await issueTokens(this.services, {
+    const issued = await issueTokens(this.services, {
       loginId,
       userRef: membership.user.reference,
       membership,
@@ -183,10 +183,10 @@ export class TokenExchange {
       },
       {
         id: loginId,
-        ...(response.refresh_token
+        ...(issued.response.refresh_token
           ? {
               refresh: {
-                token: response.refresh_token,
+                token: issued.response.refresh_token,
                 clientId: client.id,
                 scope,
                 lifetimeSeconds: refreshTokenLifetime(this.services.config, client),
@@ -196,9 +196,8 @@ export class TokenExchange {
       },
     );
     this.services.logins.remember(login);
-    // The same object, not a copy: its audit fields are keyed by it (oauth/issue.ts auditFieldsOf).
-    response.issued_token_type = TOKEN_TYPE_ACCESS;
-    return response;
+    // RFC 8693 §2.2.1: the type of the issued token.
+    return { ...issued, response: { ...issued.response, issued_token_type: TOKEN_TYPE_ACCESS } };
   }
 
   /**

@@ -38,28 +38,34 @@ export interface IssueInput {
   persistRefresh?: boolean;
 }
 
-/**
- * Who each token response was issued to, for its AuditEvent: recorded when the response is made,
- * so the audit trail does not decode the JWT that was just signed. Keyed by the response object
- * itself (never serialised with it) and forgotten with it: add to a response, never copy it
- * (a spread copy loses its audit fields; test TX-32 holds the exchange path to that).
- */
-const issuedTo = new WeakMap<TokenResponse, { userId: string; loginId: string }>();
-
-export function recordIssuedTo(response: TokenResponse, userRef: string, loginId: string): void {
-  issuedTo.set(response, { userId: userRef.slice(userRef.indexOf('/') + 1), loginId });
+/** Who a token response was issued to: the audit fields of its AuditEvent. */
+export interface IssuedTo {
+  /** The User id; absent for a client_credentials token, whose requestor is the client itself. */
+  userId?: string;
+  loginId: string;
 }
 
-/** The audit fields of a response made by {@link issueTokens} (or replayed by a refresh grace). */
-export function auditFieldsOf(response: TokenResponse): { userId?: string; loginId?: string } {
-  return issuedTo.get(response) ?? {};
+/**
+ * A token response and whom it was issued to. Every grant returns this pair: the route sends
+ * `response` and audits `issuedTo`, known when the tokens are made, so the audit trail never decodes
+ * the JWT that was just signed, and nothing rides on the response object itself.
+ */
+export interface IssuedTokens {
+  response: TokenResponse;
+  issuedTo: IssuedTo;
+}
+
+export function issuedTo(userRef: string, loginId: string): IssuedTo {
+  // A client_credentials token's subject is `ClientApplication/<id>`: its AuditEvent names the client
+  // (the route's clientId) as the requestor, never a `User/` reference holding a client's id.
+  return userRef.startsWith('User/') ? { userId: userRef.slice('User/'.length), loginId } : { loginId };
 }
 
 /**
  * Signs the access token (and the ID token when `openid` was granted) and issues a refresh token when
  * `offline_access` was granted. Shared by every grant, so every grant answers the same shape.
  */
-export async function issueTokens(services: Services, input: IssueInput): Promise<TokenResponse> {
+export async function issueTokens(services: Services, input: IssueInput): Promise<IssuedTokens> {
   const { config, tokens } = services;
   const lifetime = accessTokenLifetime(config, input.client);
   const subjectId = input.userRef.slice(input.userRef.indexOf('/') + 1);
@@ -85,7 +91,6 @@ export async function issueTokens(services: Services, input: IssueInput): Promis
       ...(input.membership.profile.display ? { display: input.membership.profile.display } : {}),
     },
   };
-  recordIssuedTo(response, input.userRef, input.loginId);
   if (hasScope(input.scope, 'openid') && input.userRef.startsWith('User/')) {
     response.id_token = await tokens.signIdToken({
       sub: subjectId,
@@ -111,5 +116,5 @@ export async function issueTokens(services: Services, input: IssueInput): Promis
       expiresAt: input.refreshExpiresAt,
     });
   }
-  return response;
+  return { response, issuedTo: issuedTo(input.userRef, input.loginId) };
 }

@@ -7,7 +7,6 @@ import { identifyClient } from './client-auth.ts';
 import { InvalidRequest, UnsupportedGrantType } from './errors.ts';
 import { requireFormBody, withStrictForms } from './form-body.ts';
 import { GRANTS } from './grants/index.ts';
-import { auditFieldsOf } from './issue.ts';
 import { parseOAuthParams } from './params.ts';
 
 /** RFC 6749 §2.3.1: credentials never travel in the query string (OP-29). */
@@ -52,7 +51,7 @@ function registerRoutes(app: FastifyInstance, services: Services): void {
     const grant = GRANTS.get(grantType);
     if (!grant) throw new UnsupportedGrantType(`unsupported grant_type`);
     const claimedClient = params.client_id ?? basicUser(request.headers.authorization);
-    const body = await attempt(
+    const issued = await attempt(
       services,
       {
         action: AUDIT_ACTIONS[grantType] ?? 'token',
@@ -70,15 +69,15 @@ function registerRoutes(app: FastifyInstance, services: Services): void {
         });
         return grant.handle({ services, params, identity, ip: request.ip });
       },
-      (response) => ({
-        ...auditFieldsOf(response),
+      ({ response, issuedTo }) => ({
+        ...issuedTo,
         projectId: response.project.reference.replace('Project/', ''),
       }),
     );
     return reply
       .headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
       .type('application/json')
-      .send(body);
+      .send(issued.response);
   });
   app.get('/oauth2/token', async (_request, reply) => {
     return reply

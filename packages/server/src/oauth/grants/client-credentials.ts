@@ -29,7 +29,7 @@ export const clientCredentialsGrant: Grant = {
       .split(' ')
       .filter((s) => s !== 'offline_access')
       .join(' ');
-    const response = await issueTokens(services, {
+    return issueTokens(services, {
       loginId: login,
       userRef: `ClientApplication/${client.id}`,
       membership,
@@ -38,6 +38,5 @@ export const clientCredentialsGrant: Grant = {
       authTime: new Date(),
       refreshAllowed: false,
     });
-    return response;
   },
 };

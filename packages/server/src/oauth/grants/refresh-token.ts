@@ -1,7 +1,7 @@
 import type { Services } from '../../services/container.ts';
 import type { StoredClient } from '../clients.ts';
 import { InvalidClient, InvalidGrant, InvalidScope } from '../errors.ts';
-import { issueTokens, recordIssuedTo, type TokenResponse } from '../issue.ts';
+import { type IssuedTokens, issuedTo, issueTokens, type TokenResponse } from '../issue.ts';
 import { refreshReuseGrace, refreshTokenLifetime } from '../lifetimes.ts';
 import { required } from '../params.ts';
 import type { RefreshLookup } from '../refresh-tokens.ts';
@@ -17,15 +17,14 @@ async function reuse(
   services: Services,
   stored: RefreshLookup,
   client: StoredClient | undefined,
-): Promise<TokenResponse> {
+): Promise<IssuedTokens> {
   const grace = refreshReuseGrace(client);
   const age = (Date.now() - (stored.rotatedAt?.getTime() ?? Date.now())) / 1000;
   if (age <= grace && (await services.logins.live(stored.loginId))) {
     const sealed = await services.refreshTokens.successor(stored.digest);
     if (sealed) {
       const response = JSON.parse(await services.box.open(sealed)) as TokenResponse;
-      recordIssuedTo(response, stored.login.userRef, stored.loginId);
-      return response;
+      return { response, issuedTo: issuedTo(stored.login.userRef, stored.loginId) };
     }
   }
   await services.logins.revoke(stored.loginId);
@@ -70,7 +69,7 @@ export const refreshTokenGrant: Grant = {
     const membership = await services.access.membership(stored.login.membershipId);
     if (!membership || membership.active === false) throw new InvalidGrant('membership is not active');
 
-    const response = await issueTokens(services, {
+    const issued = await issueTokens(services, {
       loginId: stored.loginId,
       userRef: stored.login.userRef,
       membership,
@@ -81,6 +80,7 @@ export const refreshTokenGrant: Grant = {
       refreshAllowed: true,
       persistRefresh: false,
     });
+    const { response } = issued;
     const grace = refreshReuseGrace(client);
     const won = await services.refreshTokens.rotateTo(
       token,
@@ -99,6 +99,6 @@ export const refreshTokenGrant: Grant = {
     );
     // Another use rotated it between our read and our write: this one is the reuse.
     if (!won) return reuse(services, { ...stored, rotatedAt: new Date() }, client);
-    return response;
+    return issued;
   },
 };

@@ -1,6 +1,6 @@
 import type { Services } from '../../services/container.ts';
 import type { ClientIdentity } from '../client-auth.ts';
-import type { TokenResponse } from '../issue.ts';
+import type { IssuedTokens } from '../issue.ts';
 import type { OAuthParams } from '../params.ts';
 
 export interface GrantRequest {
@@ -14,5 +14,5 @@ export interface GrantRequest {
 /** One grant type: its handler and the parameters it accepts (others are ignored, RFC 6749 §3.2). */
 export interface Grant {
   grantType: string;
-  handle(request: GrantRequest): Promise<TokenResponse>;
+  handle(request: GrantRequest): Promise<IssuedTokens>;
 }
