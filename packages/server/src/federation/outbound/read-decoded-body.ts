@@ -76,11 +76,5 @@ export async function readDecodedBody(
       throw new OutboundError('network', host, { cause: err });
     throw err;
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return Buffer.concat(chunks, total);
 }

@@ -29,19 +29,6 @@ const PLAN_SHAPE_CHANGED = '0A000';
 /** Statement names are unique per thread, so two instances on one connection never collide (42P05). */
 let nextName = 1;
 
-/** @param {Uint8Array[]} parts */
-function concat(parts) {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 /** @param {unknown} err */
 function sqlState(err) {
   return typeof err === 'object' && err !== null ? /** @type {{ code?: unknown }} */ (err).code : undefined;
@@ -119,7 +106,7 @@ export class PreparedStatements {
     });
     try {
       const messages = await db.execProtocolStream(
-        concat([
+        Buffer.concat([
           serialize.bind({ statement: statement.name, values }),
           serialize.describe({ type: 'P' }),
           serialize.execute({}),
@@ -158,7 +145,7 @@ export class PreparedStatements {
       serialize.describe({ type: 'S', name }),
       serialize.sync(),
     );
-    const messages = await this.#db.execProtocolStream(concat(parts), { syncToFs: false });
+    const messages = await this.#db.execProtocolStream(Buffer.concat(parts), { syncToFs: false });
     return { name, types: pgResults.parseDescribeStatementResults(messages) };
   }
 
@@ -168,7 +155,7 @@ export class PreparedStatements {
     if (!statement) return;
     this.#statements.delete(sql);
     await this.#db.execProtocolStream(
-      concat([serialize.close({ type: 'S', name: statement.name }), serialize.sync()]),
+      Buffer.concat([serialize.close({ type: 'S', name: statement.name }), serialize.sync()]),
       { syncToFs: false },
     );
   }

@@ -153,9 +153,9 @@ function serve(db) {
       case 'query':
         answer(message.id, async () => {
           const params = /** @type {unknown[] | undefined} */ (message.params) ?? [];
-          const on = target(message.tx);
+          const queryable = target(message.tx); // throws when the transaction is not open
           if (prepared) return prepared.query(message.sql, params, message.tx !== undefined);
-          return (await on.query(message.sql, params)).rows;
+          return (await queryable.query(message.sql, params)).rows;
         });
         return;
       case 'exec':
