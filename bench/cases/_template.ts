@@ -30,7 +30,8 @@ export default defineCase({
     const fedhir = await ctx.shared<Fedhir>('fedhir', async (sctx) => {
       const port = await sctx.freePort();
       const origin = `http://127.0.0.1:${port}`;
-      const server = await sctx.spawn('packages/server/src/main.ts', {
+      const server = await sctx.spawn('packages/server/dist/main.js', {
+        // built by `npm run build`
         name: 'fedhir',
         env: {
           PORT: String(port),

@@ -5,6 +5,7 @@
  * signed-in access token.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { build } from '../../packages/server/scripts/build.mjs';
 import type { CaseContext } from './case.ts';
 import { seedGrants } from './seed-grants.ts';
 import type { Child } from './spawn.ts';
@@ -77,8 +78,10 @@ export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
     const port = await sctx.freePort();
     const origin = `http://127.0.0.1:${port}`;
     const dataDir = sctx.tempDir('fedhir-data-');
+    // What `npm start` runs: the bundle of the current sources.
+    await build();
     const start = () =>
-      sctx.spawn('packages/server/src/main.ts', {
+      sctx.spawn('packages/server/dist/main.js', {
         name: 'fedhir',
         env: {
           PORT: String(port),

@@ -1,5 +1,6 @@
 /**
- * Start a server as a child process (`node --import tsx <file>`) and stop it cleanly.
+ * Start a server as a child process (`node --import tsx <file>`, or `node <file>` for JavaScript) and
+ * stop it cleanly.
  *
  * Readiness, by default: the child binds 127.0.0.1 port 0 and prints one JSON line `{"port":N}` on
  * stdout. For a server with a fixed port (e.g. the fedhir server with PORT=…), pass `readyUrl`: it is
@@ -55,7 +56,9 @@ export async function spawnServer(file: string, opts: SpawnOptions = {}): Promis
   const [profDir, profName] = (process.env.BENCH_CPU_PROF ?? '').split(':');
   const profile =
     profDir && (!profName || profName === name) ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-  const proc = spawn(process.execPath, [...profile, '--import', 'tsx', file, ...(opts.args ?? [])], {
+  // TypeScript through the loader; built JavaScript (the fedhir server's dist/) as it is.
+  const loader = file.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const proc = spawn(process.execPath, [...profile, ...loader, file, ...(opts.args ?? [])], {
     cwd: opts.cwd ?? REPO_ROOT,
     env: env as NodeJS.ProcessEnv,
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -7,17 +7,19 @@ import { isUuid } from '../storage/resources.ts';
  * What fedhir audits (protocol.md §1: "AuditEvent for every login, exchange, refresh, logout and
  * failure"; ASVS 4.0 7.1.3 and 7.2.1: log every authentication decision, success and failure).
  */
-export type AuditAction =
-  | 'login'
-  | 'token'
-  | 'refresh'
-  | 'revoke'
-  | 'logout'
-  | 'exchange'
-  | 'external-login'
-  | 'client-credentials'
-  | 'userinfo'
-  | 'introspect';
+export const AUDIT_ACTIONS = [
+  'login',
+  'token',
+  'refresh',
+  'revoke',
+  'logout',
+  'exchange',
+  'external-login',
+  'client-credentials',
+  'userinfo',
+  'introspect',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /**
  * FHIR R4 `AuditEvent.outcome`: `success` → '0', `minor-failure` → '4' (the request failed: a wrong
@@ -29,8 +31,9 @@ export type AuditOutcome = 'success' | 'minor-failure' | 'serious-failure';
 /**
  * One event as the routes describe it. Deliberately closed and typed by identifier, never by value:
  * there is no field for a token, a code, a secret, a password or an attempted user name, so none can
- * be passed by accident (protocol.md §1 "Secrets never appear in logs"; ASVS 4.0 7.1.1–7.1.2). The ids must be the UUIDs of stored resources: anything else (say, a client_id that
- * an attacker typed) is left out of the event rather than stored.
+ * be passed by accident (protocol.md §1 "Secrets never appear in logs"; ASVS 4.0 7.1.1–7.1.2). The ids must be the
+ * UUIDs of stored resources: anything else (say, a client_id that an attacker typed) is left out of
+ * the event rather than stored.
  */
 export interface AuditInput {
   readonly action: AuditAction;
@@ -50,7 +53,7 @@ export interface AuditInput {
   readonly loginId?: string;
   /** The Project id: the event is then project-owned (`meta.project`), visible to its admins. */
   readonly projectId?: string;
-  /** When it happened; default: when {@link toAuditEvent} runs. */
+  /** When it happened; default: when {@link toAuditRecord} runs. */
   readonly time?: Date;
 }
 
@@ -66,8 +69,12 @@ export interface AuditEventAgent {
   network?: { address: string; type: '1' | '2' };
 }
 
-/** The fields of the FHIR R4 AuditEvent fedhir writes. */
-export type AuditEventContent = {
+/**
+ * A stored AuditEvent as the FHIR API answers it. The database renders it from an {@link AuditRecord}
+ * (the view `audit_event_resource`, migration 004): type, subtypes, agents and entity follow from
+ * the record's columns.
+ */
+export interface AuditEvent extends Resource {
   resourceType: 'AuditEvent';
   type: Coding;
   subtype: Coding[];
@@ -78,44 +85,34 @@ export type AuditEventContent = {
   agent: AuditEventAgent[];
   source: { observer: { display: string }; type?: Coding[] };
   entity?: { what: Reference }[];
-};
-
-/** A stored AuditEvent. */
-export interface AuditEvent extends Resource, AuditEventContent {
-  resourceType: 'AuditEvent';
 }
 
-/** An AuditEvent about to be stored: its id is chosen, its version not yet. */
-export type NewAuditEvent = AuditEventContent & { id: string; meta?: { project?: string } };
+/**
+ * One audit event as it is stored: a compact row of typed columns (table `audit_event`), not a JSON
+ * document. Writing ~900 bytes of JSONB per event was most of a client_credentials token's cost on
+ * the embedded engine (docs/performance.md); the FHIR shape is rendered when an event is read.
+ * Every field has been checked by {@link toAuditRecord}.
+ */
+export interface AuditRecord {
+  /** Chosen here, not at insert: a retried batch re-inserts the same ids (see AuditLog). */
+  readonly id: string;
+  /** ISO 8601 with milliseconds, UTC. */
+  readonly recorded: string;
+  readonly action: AuditAction;
+  /** FHIR R4 AuditEvent.outcome. */
+  readonly outcome: 0 | 4 | 8;
+  readonly reason: string | null;
+  readonly ip: string | null;
+  readonly userId: string | null;
+  readonly clientId: string | null;
+  readonly loginId: string | null;
+  readonly projectId: string | null;
+}
 
-export const DCM_SYSTEM = 'http://dicom.nema.org/resources/ontology/DCM';
-/** fedhir's own code system naming the action (AuditEvent.subtype). */
-export const AUDIT_ACTION_SYSTEM = 'urn:fedhir:audit-action';
-const SECURITY_SOURCE_SYSTEM = 'http://terminology.hl7.org/CodeSystem/security-source-type';
-
-const USER_AUTHENTICATION: Coding = { system: DCM_SYSTEM, code: '110114', display: 'User Authentication' };
-const QUERY: Coding = { system: DCM_SYSTEM, code: '110112', display: 'Query' };
-const DCM_LOGIN: Coding = { system: DCM_SYSTEM, code: '110122', display: 'Login' };
-const DCM_LOGOUT: Coding = { system: DCM_SYSTEM, code: '110123', display: 'Logout' };
-
-/** DICOM type and the standard subtype (DCM 110122 Login / 110123 Logout, as IHE BALP uses them). */
-const ACTION_CODES: Record<AuditAction, { type: Coding; standard?: Coding }> = {
-  login: { type: USER_AUTHENTICATION, standard: DCM_LOGIN },
-  token: { type: USER_AUTHENTICATION, standard: DCM_LOGIN },
-  refresh: { type: USER_AUTHENTICATION, standard: DCM_LOGIN },
-  exchange: { type: USER_AUTHENTICATION, standard: DCM_LOGIN },
-  'external-login': { type: USER_AUTHENTICATION, standard: DCM_LOGIN },
-  'client-credentials': { type: USER_AUTHENTICATION, standard: DCM_LOGIN },
-  revoke: { type: USER_AUTHENTICATION, standard: DCM_LOGOUT },
-  logout: { type: USER_AUTHENTICATION, standard: DCM_LOGOUT },
-  userinfo: { type: QUERY },
-  introspect: { type: QUERY },
-};
-
-const OUTCOME_CODES: Record<AuditOutcome, AuditEvent['outcome']> = {
-  success: '0',
-  'minor-failure': '4',
-  'serious-failure': '8',
+const OUTCOME_CODES: Record<AuditOutcome, AuditRecord['outcome']> = {
+  success: 0,
+  'minor-failure': 4,
+  'serious-failure': 8,
 };
 
 const MAX_REASON = 200;
@@ -138,54 +135,25 @@ export function cleanReason(reason: string): string {
 }
 
 /**
- * Builds the FHIR R4 AuditEvent for one input. Pure apart from the id and default time. Only the
- * fields listed in {@link AuditInput} are read, so extra properties a caller smuggles in (for
- * instance by spreading a request body) never reach the store.
+ * Checks one input and turns it into the row that is stored. Pure apart from the id and default
+ * time. Only the fields listed in {@link AuditInput} are read, so extra properties a caller smuggles
+ * in (for instance by spreading a request body) never reach the store; an id that is not a UUID
+ * and an address that is not an IP address are left out.
  */
-export function toAuditEvent(input: AuditInput): NewAuditEvent {
-  const codes = ACTION_CODES[input.action] ?? { type: USER_AUTHENTICATION };
-  const userId = isUuid(input.userId) ? input.userId : undefined;
-  const clientId = isUuid(input.clientId) ? input.clientId : undefined;
-  const loginId = isUuid(input.loginId) ? input.loginId : undefined;
-  const projectId = isUuid(input.projectId) ? input.projectId : undefined;
-  const address = typeof input.ip === 'string' && isIP(input.ip) !== 0 ? input.ip : undefined;
-
-  const requestor: AuditEventAgent = { requestor: true };
-  if (userId) requestor.who = { reference: `User/${userId}` };
-  else if (clientId) requestor.who = { reference: `ClientApplication/${clientId}` };
-  // DICOM network access point type '2' = IP address.
-  if (address) requestor.network = { address, type: '2' };
-  const agent: AuditEventAgent[] = [requestor];
-  // The application acting for the user: a second, non-requesting agent.
-  if (userId && clientId)
-    agent.push({ who: { reference: `ClientApplication/${clientId}` }, requestor: false });
-
-  const subtype: Coding[] = [{ system: AUDIT_ACTION_SYSTEM, code: input.action, display: input.action }];
-  if (codes.standard) subtype.push(codes.standard);
-
+export function toAuditRecord(input: AuditInput): AuditRecord {
   const time = input.time instanceof Date && !Number.isNaN(input.time.getTime()) ? input.time : new Date();
-  const event: NewAuditEvent = {
-    resourceType: 'AuditEvent',
-    // Assigned here, not at insert: a retried batch then re-inserts the same ids, so a batch that was
-    // committed although its answer was lost is recognised instead of written twice.
+  const reason = typeof input.reason === 'string' && input.reason.length > 0 ? cleanReason(input.reason) : '';
+  return {
     id: randomUUID(),
-    type: codes.type,
-    subtype,
-    action: 'E',
     recorded: time.toISOString(),
-    outcome: OUTCOME_CODES[input.outcome] ?? '4',
-    agent,
-    source: {
-      observer: { display: 'fedhir' },
-      // security-source-type 4 = Application Server.
-      type: [{ system: SECURITY_SOURCE_SYSTEM, code: '4', display: 'Application Server' }],
-    },
+    action: input.action,
+    outcome: OUTCOME_CODES[input.outcome] ?? 4,
+    reason: reason || null,
+    // DICOM network access point type '2' (IP address) is what the rendered agent says.
+    ip: typeof input.ip === 'string' && isIP(input.ip) !== 0 ? input.ip : null,
+    userId: isUuid(input.userId) ? input.userId : null,
+    clientId: isUuid(input.clientId) ? input.clientId : null,
+    loginId: isUuid(input.loginId) ? input.loginId : null,
+    projectId: isUuid(input.projectId) ? input.projectId : null,
   };
-  if (typeof input.reason === 'string' && input.reason.length > 0) {
-    const reason = cleanReason(input.reason);
-    if (reason) event.outcomeDesc = reason;
-  }
-  if (loginId) event.entity = [{ what: { reference: `Login/${loginId}` } }];
-  if (projectId) event.meta = { project: projectId };
-  return event;
 }

@@ -4,8 +4,7 @@ import { BadRequest, Forbidden, Gone, NotFound } from '../errors/http-errors.ts'
 import type { Resource } from '../model/types.ts';
 import type { Services } from '../services/container.ts';
 import type { Queryable } from '../storage/db.ts';
-import type { HistoryEntry } from '../storage/resources.ts';
-import { isUuid } from '../storage/resources.ts';
+import { type HistoryEntry, historyRelationOf, isUuid, relationOf } from '../storage/resources.ts';
 import { assertMayRead, guardWrite } from './guards.ts';
 import { type Operation, policyFor } from './policy.ts';
 import { buildSearch } from './search.ts';
@@ -160,7 +159,7 @@ export class FhirRest {
       last_updated: Date;
       deleted: boolean;
     }>(
-      `SELECT id, content, version_id, last_updated, deleted FROM resource_history
+      `SELECT id, content, version_id, last_updated, deleted FROM ${historyRelationOf(resourceType)}
        WHERE resource_type = $1 AND project_id = $2 ORDER BY last_updated DESC LIMIT $3`,
       [resourceType, auth.project.id, count],
     );
@@ -182,7 +181,7 @@ export class FhirRest {
     await this.authorize(auth, resourceType, 'read');
     const search = buildSearch(resourceType, auth.project.id, query);
     const rows = await this.services.db.query<{ content: Resource }>(
-      `SELECT content FROM resource WHERE ${search.where} ORDER BY ${search.orderBy} LIMIT ${search.count + 1} OFFSET ${search.offset}`,
+      `SELECT content FROM ${relationOf(resourceType)} WHERE ${search.where} ORDER BY ${search.orderBy} LIMIT ${search.count + 1} OFFSET ${search.offset}`,
       search.params,
     );
     const hasMore = rows.length > search.count;
@@ -193,7 +192,7 @@ export class FhirRest {
         total = search.offset + resources.length;
       } else {
         const counted = await this.services.db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM resource WHERE ${search.where}`,
+          `SELECT count(*)::int AS n FROM ${relationOf(resourceType)} WHERE ${search.where}`,
           search.params,
         );
         total = counted[0]?.n;

@@ -60,6 +60,8 @@ function tokenClause(b: Builder, path: string, value: string): string {
     `${element} @> ${b.add(JSON.stringify({ coding: [coding] }))}::jsonb`,
     `${element} @> ${b.add(JSON.stringify([{ coding: [coding] }]))}::jsonb`,
     `${element} @> ${b.add(JSON.stringify(coding))}::jsonb`,
+    // An array of Coding (AuditEvent.subtype).
+    `${element} @> ${b.add(JSON.stringify([coding]))}::jsonb`,
   ];
   if (system === undefined) alternatives.unshift(`${element} #>> '{}' = ${b.add(code)}`);
   return `(${alternatives.join(' OR ')})`;

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { AuditLog } from '../audit/audit-log.ts';
+import { AuditStore } from '../audit/audit-store.ts';
 import { AccessResolver } from '../auth/access.ts';
 import { LoginStore } from '../auth/logins.ts';
 import type { Config } from '../config.ts';
@@ -88,7 +89,7 @@ export async function createServices(config: Config, db: Db, secretKey: string):
   const jwks = new JwksCache(outbound);
   // The command connection, not the subscriber: a subscribed ioredis client cannot run commands.
   const limiter = new FailureLimiter({ ...config.rateLimit, ...(redis ? { redis } : {}) });
-  const audit = new AuditLog(repo, { flushTimeoutMs: 5000 });
+  const audit = new AuditLog(new AuditStore(db), { flushTimeoutMs: 5000 });
   const services: Services = {
     config,
     db,

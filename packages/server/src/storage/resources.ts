@@ -31,6 +31,19 @@ function translateWriteError(err: unknown): never {
   throw err;
 }
 
+/**
+ * The relation holding a type's current versions, with the columns of `resource`. AuditEvents live
+ * in their own compact table, read through a view that renders them (migration 004).
+ */
+export function relationOf(resourceType: string): 'resource' | 'audit_event_resource' {
+  return resourceType === 'AuditEvent' ? 'audit_event_resource' : 'resource';
+}
+
+/** The relation holding every version of a type: an AuditEvent's one version is its current row. */
+export function historyRelationOf(resourceType: string): 'resource_history' | 'audit_event_resource' {
+  return resourceType === 'AuditEvent' ? 'audit_event_resource' : 'resource_history';
+}
+
 export interface WriteOptions {
   /** Run inside this transaction instead of on its own. */
   tx?: Queryable;
@@ -96,50 +109,11 @@ export class ResourceRepository {
    * inserted together, so the batch is all-or-nothing and costs one round trip. Used by batched
    * writers (the audit log) where one statement per row would put the database on the hot path.
    */
-  async createMany<T extends Resource>(
-    inputs: readonly NewResource<T>[],
-    options: WriteOptions & {
-      /**
-       * False for append-only resources that are never updated (AuditEvent): their one version is the
-       * current row, so a history row would only double the write ({@link history} falls back to it).
-       */
-      history?: boolean;
-    } = {},
-  ): Promise<T[]> {
-    if (inputs.length === 0) return [];
-    const lastUpdated = new Date().toISOString();
-    const resources = inputs.map((input) => {
-      const meta = { versionId: randomUUID(), lastUpdated } as T['meta'];
-      if (input.meta?.project) meta.project = input.meta.project;
-      return { ...input, id: input.id && isUuid(input.id) ? input.id : randomUUID(), meta } as unknown as T;
-    });
-    // One JSON parameter unpacked by PostgreSQL instead of six bound parameters per row: a third less
-    // work per row on PGlite, where the database runs on the server's own thread.
-    const insert = `INSERT INTO resource (id, resource_type, project_id, version_id, last_updated, deleted, content)
-      SELECT (e->>'id')::uuid, e->>'resourceType', (e->'meta'->>'project')::uuid, (e->'meta'->>'versionId')::uuid,
-        (e->'meta'->>'lastUpdated')::timestamptz, false, e
-      FROM jsonb_array_elements($1::jsonb) AS e`;
-    try {
-      await this.q(options.tx).query(
-        options.history === false
-          ? insert
-          : `WITH r AS (${insert}
-               RETURNING id, resource_type, project_id, version_id, last_updated, deleted, content)
-             INSERT INTO resource_history (version_id, id, resource_type, project_id, last_updated, deleted, content)
-             SELECT version_id, id, resource_type, project_id, last_updated, deleted, content FROM r`,
-        [JSON.stringify(resources)],
-      );
-    } catch (err) {
-      translateWriteError(err);
-    }
-    return resources;
-  }
-
   /** The current version, or undefined when it does not exist or is deleted. */
   async read<T extends Resource>(resourceType: string, id: string, tx?: Queryable): Promise<T | undefined> {
     if (!isUuid(id)) return undefined;
     const rows = await this.q(tx).query<{ content: T }>(
-      'SELECT content FROM resource WHERE id = $1 AND resource_type = $2 AND NOT deleted',
+      `SELECT content FROM ${relationOf(resourceType)} WHERE id = $1 AND resource_type = $2 AND NOT deleted`,
       [id, resourceType],
     );
     return rows[0]?.content;
@@ -169,7 +143,7 @@ export class ResourceRepository {
   ): Promise<{ resource: T; deleted: boolean } | undefined> {
     if (!isUuid(id)) return undefined;
     const rows = await this.q(tx).query<{ content: T; deleted: boolean }>(
-      'SELECT content, deleted FROM resource WHERE id = $1 AND resource_type = $2',
+      `SELECT content, deleted FROM ${relationOf(resourceType)} WHERE id = $1 AND resource_type = $2`,
       [id, resourceType],
     );
     return rows[0] ? { resource: rows[0].content, deleted: rows[0].deleted } : undefined;
@@ -179,7 +153,7 @@ export class ResourceRepository {
   async readOrThrow<T extends Resource>(resourceType: string, id: string, tx?: Queryable): Promise<T> {
     if (!isUuid(id)) throw new NotFound(`${resourceType}/${id} not found`);
     const rows = await this.q(tx).query<{ content: T; deleted: boolean }>(
-      'SELECT content, deleted FROM resource WHERE id = $1 AND resource_type = $2',
+      `SELECT content, deleted FROM ${relationOf(resourceType)} WHERE id = $1 AND resource_type = $2`,
       [id, resourceType],
     );
     const row = rows[0];
@@ -253,23 +227,10 @@ export class ResourceRepository {
       last_updated: Date;
       deleted: boolean;
     }>(
-      `SELECT content, version_id, last_updated, deleted FROM resource_history
+      `SELECT content, version_id, last_updated, deleted FROM ${historyRelationOf(resourceType)}
        WHERE id = $1 AND resource_type = $2 ORDER BY last_updated DESC, version_id`,
       [id, resourceType],
     );
-    if (rows.length === 0) {
-      // Resources written without history (append-only types) have exactly one version: the current row.
-      const current = await this.q(tx).query<{
-        content: Resource;
-        version_id: string;
-        last_updated: Date;
-        deleted: boolean;
-      }>(
-        'SELECT content, version_id, last_updated, deleted FROM resource WHERE id = $1 AND resource_type = $2',
-        [id, resourceType],
-      );
-      rows.push(...current);
-    }
     return rows.map((r) => ({
       resource: r.deleted ? undefined : r.content,
       versionId: r.version_id,

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { cleanReason } from '../../src/audit/audit-event.ts';
+import { AUDIT_ACTIONS, cleanReason } from '../../src/audit/audit-event.ts';
 import { type AuditEvent, AuditLog, type AuditLogger } from '../../src/audit/audit-log.ts';
+import { AuditStore } from '../../src/audit/audit-store.ts';
 import type { Db, Queryable } from '../../src/storage/db.ts';
-import { migrate } from '../../src/storage/migrations/index.ts';
+import { MIGRATIONS, migrate } from '../../src/storage/migrations/index.ts';
 import { ResourceRepository } from '../../src/storage/resources.ts';
 import { createTestDatabase, ENGINES, type TestDatabase } from '../support/db.ts';
 
@@ -57,28 +58,29 @@ for (const engine of ENGINES) {
     });
     after(() => database.drop());
     beforeEach(async () => {
-      await database.db.query(`DELETE FROM resource_history WHERE resource_type = 'AuditEvent'`);
-      await database.db.query(`DELETE FROM resource WHERE resource_type = 'AuditEvent'`);
+      await database.db.query('DELETE FROM audit_event');
     });
 
     async function stored(): Promise<AuditEvent[]> {
       return (
         await database.db.query<{ content: AuditEvent }>(
-          `SELECT content FROM resource WHERE resource_type = 'AuditEvent' ORDER BY content->>'recorded', id`,
+          `SELECT content FROM audit_event_resource ORDER BY content->>'recorded', id`,
         )
       ).map((r) => r.content);
     }
 
-    async function historyCount(): Promise<number> {
+    /** AuditEvents written as generic resources (there must be none: they have their own table). */
+    async function genericRows(): Promise<number> {
       const rows = await database.db.query<{ n: string | number }>(
-        `SELECT count(*) AS n FROM resource_history WHERE resource_type = 'AuditEvent'`,
+        `SELECT (SELECT count(*) FROM resource WHERE resource_type = 'AuditEvent')
+           + (SELECT count(*) FROM resource_history WHERE resource_type = 'AuditEvent') AS n`,
       );
       return Number(rows[0]?.n);
     }
 
     test('1000 events: nothing written during record(), all written after flush() in few statements', async () => {
       const p: Probe = { statements: 0 };
-      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), { logger: capture() });
+      const audit = new AuditLog(new AuditStore(probe(database.db, p)), { logger: capture() });
       for (let i = 0; i < 1000; i++) {
         audit.record({ action: 'client-credentials', outcome: 'success', clientId: CLIENT, ip: '192.0.2.1' });
       }
@@ -86,8 +88,8 @@ for (const engine of ENGINES) {
       await audit.flush();
       assert.ok(p.statements <= 5, `${p.statements} statements for 1000 events`);
       assert.equal((await stored()).length, 1000);
-      // Append-only: no history rows (half the write); the one version is the current row.
-      assert.equal(await historyCount(), 0);
+      // Compact rows of their own, no history rows; the one version is the current row.
+      assert.equal(await genericRows(), 0);
       const one = (await stored())[0] as { id: string };
       const versions = await new ResourceRepository(database.db).history('AuditEvent', one.id);
       assert.equal(versions.length, 1);
@@ -101,8 +103,50 @@ for (const engine of ENGINES) {
       await audit.close();
     });
 
+    test('every action is rendered with its DICOM type and standard subtype', async () => {
+      const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+      const expected: Record<string, { type: string; standard?: string }> = {
+        login: { type: '110114', standard: '110122' },
+        token: { type: '110114', standard: '110122' },
+        refresh: { type: '110114', standard: '110122' },
+        exchange: { type: '110114', standard: '110122' },
+        'external-login': { type: '110114', standard: '110122' },
+        'client-credentials': { type: '110114', standard: '110122' },
+        revoke: { type: '110114', standard: '110123' },
+        logout: { type: '110114', standard: '110123' },
+        userinfo: { type: '110112' },
+        introspect: { type: '110112' },
+      };
+      assert.deepEqual(
+        Object.keys(expected).sort(),
+        [...AUDIT_ACTIONS].sort(),
+        'every action has an expectation',
+      );
+      const audit = new AuditLog(new AuditStore(database.db));
+      for (const action of AUDIT_ACTIONS) audit.record({ action, outcome: 'success' });
+      await audit.flush();
+      const events = await stored();
+      assert.equal(events.length, AUDIT_ACTIONS.length);
+      for (const event of events) {
+        const action = event.subtype[0]?.code as string;
+        assert.deepEqual(event.subtype[0], {
+          system: 'urn:fedhir:audit-action',
+          code: action,
+          display: action,
+        });
+        assert.equal(event.type.system, DCM);
+        assert.equal(event.type.code, expected[action]?.type, action);
+        assert.equal(event.subtype[1]?.code, expected[action]?.standard, action);
+        assert.equal(event.subtype.length, expected[action]?.standard ? 2 : 1, action);
+        // One version: its id, recorded when the event happened.
+        assert.equal(event.meta.versionId, event.id);
+        assert.equal(event.meta.lastUpdated, event.recorded);
+      }
+      await audit.close();
+    });
+
     test('a partial batch is written by the timer, without flush()', async () => {
-      const audit = new AuditLog(new ResourceRepository(database.db), { flushIntervalMs: 50 });
+      const audit = new AuditLog(new AuditStore(database.db), { flushIntervalMs: 50 });
       audit.record({ action: 'logout', outcome: 'success', userId: USER, loginId: LOGIN });
       const deadline = Date.now() + 3000;
       while (audit.stats().written < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -111,7 +155,7 @@ for (const engine of ENGINES) {
     });
 
     test('the stored AuditEvent has the FHIR R4 shape', async () => {
-      const audit = new AuditLog(new ResourceRepository(database.db));
+      const audit = new AuditLog(new AuditStore(database.db));
       const time = new Date('2025-01-02T03:04:05.000Z');
       audit.record({
         action: 'login',
@@ -159,7 +203,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(login.entity, [{ what: { reference: `Login/${LOGIN}` } }]);
       // The project column is set too, so project admins find it.
       const rows = await database.db.query<{ project_id: string }>(
-        'SELECT project_id FROM resource WHERE id = $1',
+        'SELECT project_id FROM audit_event WHERE id = $1',
         [login.id],
       );
       assert.equal(rows[0]?.project_id, PROJECT);
@@ -172,7 +216,7 @@ for (const engine of ENGINES) {
     });
 
     test('ids that are not UUIDs, bad addresses and token-shaped reasons never reach the store', async () => {
-      const audit = new AuditLog(new ResourceRepository(database.db));
+      const audit = new AuditLog(new AuditStore(database.db));
       const jwt = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlc2lnbmF0dXJl';
       audit.record({
         action: 'token',
@@ -204,11 +248,11 @@ for (const engine of ENGINES) {
         fail: () => (failures++ < 2 ? 'before' : undefined),
       };
       const logger = capture();
-      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), { retryBaseMs: 20, logger });
+      const audit = new AuditLog(new AuditStore(probe(database.db, p)), { retryBaseMs: 20, logger });
       for (let i = 0; i < 450; i++) audit.record({ action: 'refresh', outcome: 'success', userId: USER });
       await audit.flush();
       assert.equal((await stored()).length, 450);
-      assert.equal(await historyCount(), 0);
+      assert.equal(await genericRows(), 0);
       assert.equal(audit.stats().failedWrites, 2);
       assert.ok(
         logger.lines.some((l) => l.msg.startsWith('AUDIT:')),
@@ -227,7 +271,7 @@ for (const engine of ENGINES) {
           return 'after';
         },
       };
-      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), {
+      const audit = new AuditLog(new AuditStore(probe(database.db, p)), {
         retryBaseMs: 10,
         logger: capture(),
       });
@@ -236,7 +280,7 @@ for (const engine of ENGINES) {
       for (let i = 0; i < 5; i++) audit.record({ action: 'exchange', outcome: 'success', userId: USER });
       await audit.flush();
       assert.equal((await stored()).length, 35);
-      assert.equal(await historyCount(), 0);
+      assert.equal(await genericRows(), 0);
       await audit.close();
     });
 
@@ -245,13 +289,13 @@ for (const engine of ENGINES) {
       const poisoned = probe(database.db, p);
       const query = poisoned.query.bind(poisoned);
       poisoned.query = async <T>(sql: string, params?: readonly unknown[]) => {
-        if (params?.some((v) => typeof v === 'string' && v.includes('poison'))) {
+        if (JSON.stringify(params ?? []).includes('poison')) {
           throw Object.assign(new Error('invalid input syntax'), { code: '22P02' });
         }
         return query<T>(sql, params);
       };
       const logger = capture();
-      const audit = new AuditLog(new ResourceRepository(poisoned), { logger });
+      const audit = new AuditLog(new AuditStore(poisoned), { logger });
       audit.record({ action: 'login', outcome: 'success', userId: USER });
       audit.record({ action: 'login', outcome: 'minor-failure', reason: 'poison' });
       audit.record({ action: 'login', outcome: 'success', userId: USER });
@@ -267,7 +311,7 @@ for (const engine of ENGINES) {
       let down = true;
       const p: Probe = { statements: 0, fail: () => (down ? 'before' : undefined) };
       const logger = capture();
-      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), {
+      const audit = new AuditLog(new AuditStore(probe(database.db, p)), {
         maxPending: 10,
         retryBaseMs: 10,
         retryMaxMs: 20,
@@ -288,7 +332,7 @@ for (const engine of ENGINES) {
     test('close() while the database is down logs every unwritten event in full', async () => {
       const p: Probe = { statements: 0, fail: () => 'before' };
       const logger = capture();
-      const audit = new AuditLog(new ResourceRepository(probe(database.db, p)), {
+      const audit = new AuditLog(new AuditStore(probe(database.db, p)), {
         retryBaseMs: 10,
         flushTimeoutMs: 100,
         logger,
@@ -300,6 +344,101 @@ for (const engine of ENGINES) {
       audit.record({ action: 'logout', outcome: 'success', userId: USER });
       assert.equal(logger.lines.filter((l) => 'auditEvent' in l.obj).length, 4, 'after close: logged');
       assert.equal((await stored()).length, 0);
+    });
+  });
+}
+
+/** An AuditEvent exactly as fedhir stored it in `resource` before migration 004. */
+function legacyEvent(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+  return {
+    resourceType: 'AuditEvent',
+    id,
+    meta: {
+      versionId: '77777777-7777-4777-8777-777777777777',
+      lastUpdated: '2025-03-04T05:06:07.900Z',
+      project: PROJECT,
+    },
+    type: { system: DCM, code: '110114', display: 'User Authentication' },
+    subtype: [
+      { system: 'urn:fedhir:audit-action', code: 'token', display: 'token' },
+      { system: DCM, code: '110122', display: 'Login' },
+    ],
+    action: 'E',
+    recorded: '2025-03-04T05:06:07.890Z',
+    outcome: '4',
+    outcomeDesc: 'invalid code',
+    agent: [
+      { who: { reference: `User/${USER}` }, requestor: true, network: { address: '192.0.2.7', type: '2' } },
+      { who: { reference: `ClientApplication/${CLIENT}` }, requestor: false },
+    ],
+    source: {
+      observer: { display: 'fedhir' },
+      type: [
+        {
+          system: 'http://terminology.hl7.org/CodeSystem/security-source-type',
+          code: '4',
+          display: 'Application Server',
+        },
+      ],
+    },
+    entity: [{ what: { reference: `Login/${LOGIN}` } }],
+    ...overrides,
+  };
+}
+
+for (const engine of ENGINES) {
+  describe(`migration 004 on ${engine}: AuditEvents move to their own table`, () => {
+    let database: TestDatabase;
+    before(async () => {
+      database = await createTestDatabase(engine);
+    });
+    after(() => database.drop());
+
+    test('events stored as generic resources are moved and read back the same', async () => {
+      await migrate(
+        database.db,
+        MIGRATIONS.filter((m) => m.version < 4),
+      );
+      const full = legacyEvent('88888888-8888-4888-8888-888888888881');
+      const clientOnly = legacyEvent('88888888-8888-4888-8888-888888888882', {
+        meta: { versionId: '77777777-7777-4777-8777-777777777778', lastUpdated: '2025-03-04T05:06:08.000Z' },
+        subtype: [{ system: 'urn:fedhir:audit-action', code: 'introspect', display: 'introspect' }],
+        type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110112', display: 'Query' },
+        outcome: '0',
+        outcomeDesc: undefined,
+        agent: [{ who: { reference: `ClientApplication/${CLIENT}` }, requestor: true }],
+        entity: undefined,
+        recorded: '2025-03-04T05:06:07.999Z',
+      });
+      for (const event of [full, clientOnly]) {
+        const meta = event.meta as { versionId: string; lastUpdated: string; project?: string };
+        await database.db.query(
+          `INSERT INTO resource (id, resource_type, project_id, version_id, last_updated, content)
+           VALUES ($1, 'AuditEvent', $2, $3, $4, $5::jsonb)`,
+          [event.id, meta.project ?? null, meta.versionId, meta.lastUpdated, JSON.stringify(event)],
+        );
+      }
+      assert.deepEqual(await migrate(database.db), [4]);
+
+      const left = await database.db.query<{ n: string | number }>(
+        `SELECT count(*) AS n FROM resource WHERE resource_type = 'AuditEvent'`,
+      );
+      assert.equal(Number(left[0]?.n), 0, 'no AuditEvent is left among the generic resources');
+      const repo = new ResourceRepository(database.db);
+      for (const before of [full, clientOnly]) {
+        const after = await repo.read<AuditEvent>('AuditEvent', before.id as string);
+        assert.ok(after, `${before.id} was moved`);
+        // Everything but the version: an AuditEvent now has one version, named by its id.
+        const { meta, ...rest } = JSON.parse(JSON.stringify(before)) as { meta: { project?: string } };
+        const { meta: newMeta, ...newRest } = after;
+        assert.deepEqual(newRest, rest);
+        assert.deepEqual(newMeta, {
+          versionId: before.id,
+          lastUpdated: before.recorded,
+          ...(meta.project ? { project: meta.project } : {}),
+        });
+      }
     });
   });
 }

@@ -13,7 +13,7 @@ import type { AuditEvent } from '../../src/audit/audit-log.ts';
 import { ENGINES } from '../support/db.ts';
 import { basic, createProjectFixture, type ProjectFixture } from '../support/fixtures.ts';
 import { NO_FAILURE_LIMITS, passwordTokens, refresh, setClient, token } from '../support/oauth-flows.ts';
-import { startServer, type TestServer } from '../support/server.ts';
+import { call, startServer, type TestServer } from '../support/server.ts';
 
 for (const engine of ENGINES) {
   describe(`token endpoint audit trail on ${engine}`, () => {
@@ -26,20 +26,30 @@ for (const engine of ENGINES) {
     });
     after(() => server.close());
 
-    /** Successful AuditEvents of `action` whose Login is `loginId`. */
+    /**
+     * Successful AuditEvents of `action` whose Login is `loginId`, as the project's admin finds them
+     * through the FHIR API (search by subtype and outcome, then a read by id): the rendering of the
+     * compact audit rows is what an auditor sees.
+     */
     const successes = async (action: string, loginId: string): Promise<AuditEvent[]> => {
       await server.services.audit.flush();
-      const rows = await server.services.db.query<{ content: AuditEvent }>(
-        `SELECT content FROM resource WHERE resource_type = 'AuditEvent'`,
+      const found = await call(
+        server,
+        'GET',
+        `/fhir/R4/AuditEvent?subtype=urn:fedhir:audit-action|${action}&outcome=0&_count=1000`,
+        { token: fx.admin.token },
       );
-      return rows
-        .map((r) => r.content)
-        .filter(
-          (e) =>
-            e.outcome === '0' &&
-            e.subtype.some((c) => c.code === action) &&
-            e.entity?.some((x) => x.what.reference === `Login/${loginId}`),
-        );
+      assert.equal(found.status, 200, JSON.stringify(found.body));
+      const events = ((found.body.entry ?? []) as { resource: AuditEvent }[])
+        .map((e) => e.resource)
+        .filter((e) => e.entity?.some((x) => x.what.reference === `Login/${loginId}`));
+      for (const event of events) {
+        assert.equal(event.meta?.project, fx.project.id, 'only events of the project are found');
+        const read = await call(server, 'GET', `/fhir/R4/AuditEvent/${event.id}`, { token: fx.admin.token });
+        assert.equal(read.status, 200);
+        assert.deepEqual(read.body, event, 'a read answers what the search found');
+      }
+      return events;
     };
 
     test('authorization_code and refresh: each names the user, the client and the Login; a replay within the grace too', async () => {

@@ -1162,7 +1162,7 @@ describe('TX-32 logs, answers and the audit trail of exchanges', () => {
     assertOk(ok);
     await server.services.audit.flush();
     const rows = await server.services.db.query<{ content: AuditEvent }>(
-      `SELECT content FROM resource WHERE resource_type = 'AuditEvent'`,
+      'SELECT content FROM audit_event_resource',
     );
     const mine = rows
       .map((r) => r.content)

@@ -559,8 +559,8 @@ for (const engine of ENGINES) {
       await server.services.audit.flush();
 
       const rows = await server.database.db.query<{ content: AuditRow }>(
-        `SELECT content FROM resource WHERE resource_type = 'AuditEvent'
-         AND content->'subtype' @> '[{"code":"external-login"}]'::jsonb`,
+        `SELECT content FROM audit_event_resource
+         WHERE content->'subtype' @> '[{"code":"external-login"}]'::jsonb`,
       );
       const events = rows.map((r) => r.content);
       const success = events.find((e) => e.entity?.[0]?.what?.reference === `Login/${id}`);
@@ -641,8 +641,8 @@ for (const engine of ENGINES) {
 
       await server.services.audit.flush();
       const limited = await server.database.db.query<{ n: string }>(
-        `SELECT count(*) AS n FROM resource WHERE resource_type = 'AuditEvent'
-         AND content->'subtype' @> '[{"code":"external-login"}]'::jsonb AND content->>'outcomeDesc' = 'rate limited'`,
+        `SELECT count(*) AS n FROM audit_event_resource
+         WHERE content->'subtype' @> '[{"code":"external-login"}]'::jsonb AND content->>'outcomeDesc' = 'rate limited'`,
       );
       assert.equal(Number(limited[0]?.n), 1);
     });

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { build } from '../../scripts/build.mjs';
 
 const SERVER_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -10,10 +11,13 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `src/main.ts` as `npm start` does, with the given environment (merged over PATH etc.). */
+// The processes run what `npm start` runs: the bundle of the current sources (scripts/build.mjs).
+await build();
+
+/** Starts the server as `npm start` does, with the given environment (merged over PATH etc.). */
 export function spawnServer(env: Record<string, string>): ServerProcess {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, ['dist/main.js'], {
     cwd: SERVER_DIR,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
