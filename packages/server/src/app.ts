@@ -59,7 +59,7 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
     app.getDefaultJsonParser('error', 'error'),
   );
   await app.register(formbody, { bodyLimit: config.bodyLimit });
-  await registerCors(app);
+  registerCors(app);
 
   app.decorateRequest('auth', undefined);
   // Hosted pages are never framed and never cached (RFC 6749 §10.13, OP-17).

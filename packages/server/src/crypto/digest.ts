@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * SHA-256 digest (base64url) of a high-entropy secret: client secrets, codes, refresh tokens.
@@ -6,7 +6,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
  * nothing usable; passwords, which are low-entropy, use argon2id instead (`password.ts`).
  */
 export function digest(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+  // One-shot hashing: no Hash object per call (the token endpoint digests every client secret).
+  return hash('sha256', secret, 'base64url');
 }
 
 /** Constant-time comparison of a presented secret with a stored digest; never throws on length. */

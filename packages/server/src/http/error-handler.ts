@@ -7,11 +7,14 @@ import { renderErrorPage } from '../pages/error-page.ts';
 /** Which error format a route answers in (protocol.md §2 "Errors"). */
 export type Surface = 'oauth' | 'fhir' | 'page';
 
-const PAGE_PREFIXES = ['/oauth2/authorize', '/auth/external', '/signin'];
+const PAGE_PATHS = ['/oauth2/authorize', '/auth/external', '/signin'];
+const PAGE_PREFIXES = PAGE_PATHS.map((p) => `${p}/`);
 
 export function surfaceOf(url: string): Surface {
-  const path = url.split('?', 1)[0] ?? '';
-  if (PAGE_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`))) return 'page';
+  // Asked for every request (CORS) and every response (page headers): no allocation but the path.
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (PAGE_PATHS.includes(path) || PAGE_PREFIXES.some((p) => path.startsWith(p))) return 'page';
   if (path.startsWith('/oauth2/')) return 'oauth';
   return 'fhir';
 }

@@ -27,6 +27,7 @@ export interface ClientIdentity {
  * containing `:` `%` `+` arrives encoded, and `+` means a space.
  */
 function formDecode(value: string): string {
+  if (!value.includes('%') && !value.includes('+')) return value;
   return decodeURIComponent(value.replace(/\+/g, ' '));
 }
 

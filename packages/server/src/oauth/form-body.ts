@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { InvalidRequest } from './errors.ts';
 
 /** More parameters than any OAuth request carries; beyond it the request is refused (RB-03). */
 const MAX_PARAMS = 100;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
 const CONTROL = /[\u0000-\u001f\u007f]/;
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
 
 /**
  * Refuses malformed percent-encoding (RB-02): a `%` not followed by two hex digits, or escapes that
@@ -12,13 +13,19 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * sequences as literal text, so `code=%ZZ` would silently mean the three characters `%ZZ`.
  */
 export function assertWellFormedEncoding(encoded: string): void {
-  if (/%(?![0-9A-Fa-f]{2})/.test(encoded)) throw new InvalidRequest('malformed percent-encoding');
-  try {
-    decodeURIComponent(encoded.replace(/\+/g, ' '));
-  } catch {
-    throw new InvalidRequest('malformed percent-encoding');
+  // Without a `%` there is no escape to check (the common case: every token request's own fields).
+  if (encoded.includes('%')) {
+    if (/%(?![0-9A-Fa-f]{2})/.test(encoded)) throw new InvalidRequest('malformed percent-encoding');
+    try {
+      decodeURIComponent(encoded);
+    } catch {
+      throw new InvalidRequest('malformed percent-encoding');
+    }
   }
-  if (encoded.split('&').length > MAX_PARAMS) throw new InvalidRequest('too many parameters');
+  let separators = 0;
+  for (let i = encoded.indexOf('&'); i >= 0; i = encoded.indexOf('&', i + 1)) {
+    if (++separators >= MAX_PARAMS) throw new InvalidRequest('too many parameters');
+  }
 }
 
 /**
@@ -43,11 +50,17 @@ export function parseStrictForm(body: string): Record<string, string | string[]>
  * any body parser, so a JSON, multipart or type-less body is a 400 `invalid_request` like every
  * other malformed OAuth request (not a generic 415).
  */
-export async function requireFormBody(request: FastifyRequest): Promise<void> {
+export function requireFormBody(
+  request: FastifyRequest,
+  _reply: FastifyReply,
+  done: HookHandlerDoneFunction,
+): void {
   const type = request.headers['content-type'] ?? '';
-  if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type)) {
-    throw new InvalidRequest('the request body must be application/x-www-form-urlencoded');
+  if (!FORM_TYPE.test(type)) {
+    done(new InvalidRequest('the request body must be application/x-www-form-urlencoded'));
+    return;
   }
+  done();
 }
 
 /**
@@ -72,15 +85,25 @@ export function withStrictForms(
         }
       },
     );
-    scope.addHook('onRequest', async (request) => {
+    // A callback hook, not an async one: it runs on every OAuth request and awaits nothing.
+    scope.addHook('onRequest', (request, _reply, done) => {
       const q = request.url.indexOf('?');
-      if (q < 0) return;
-      const query = request.url.slice(q + 1);
-      assertWellFormedEncoding(query);
-      // No OAuth query parameter holds control characters (RFC 6749 Appendix A; OIDC nonce too).
-      if (CONTROL.test(decodeURIComponent(query.replace(/\+/g, ' ')))) {
-        throw new InvalidRequest('malformed query string');
+      if (q < 0) {
+        done();
+        return;
       }
+      try {
+        const query = request.url.slice(q + 1);
+        assertWellFormedEncoding(query);
+        // No OAuth query parameter holds control characters (RFC 6749 Appendix A; OIDC nonce too).
+        if (CONTROL.test(decodeURIComponent(query.replace(/\+/g, ' ')))) {
+          throw new InvalidRequest('malformed query string');
+        }
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      done();
     });
     register(scope);
   });

@@ -362,6 +362,39 @@ describe('OP-41 … OP-49: discovery, JWKS, userinfo, introspection, revocation,
     assert.equal((await userinfo(server, tokens.access_token)).status, 401);
   });
 
+  test('OP-49 CORS details: Vary: Origin without an Origin too; a preflight states methods and max-age; an OPTIONS that is no preflight is a 404 in its surface’s format', async () => {
+    const plain = await fetch(new URL('/.well-known/openid-configuration', server.baseUrl));
+    assert.match(plain.headers.get('vary') ?? '', /\bOrigin\b/i, 'caches must key on Origin');
+    assert.equal(plain.headers.get('access-control-allow-origin'), null);
+
+    const preflight = await fetch(new URL('/fhir/R4/Patient', server.baseUrl), {
+      method: 'OPTIONS',
+      headers: { origin: ORIGIN, 'access-control-request-method': 'PUT' },
+    });
+    assert.equal(preflight.status, 204);
+    assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /\bPUT\b/);
+    assert.equal(preflight.headers.get('access-control-max-age'), '3600');
+    assert.equal(await preflight.text(), '');
+
+    // No Access-Control-Request-Method: not a preflight, so no route answers it.
+    const fhir = await fetch(new URL('/fhir/R4/Patient', server.baseUrl), {
+      method: 'OPTIONS',
+      headers: { origin: ORIGIN },
+    });
+    assert.equal(fhir.status, 404);
+    assert.equal((await fhir.json()).resourceType, 'OperationOutcome');
+    const oauth = await fetch(new URL('/oauth2/token', server.baseUrl), { method: 'OPTIONS' });
+    assert.equal(oauth.status, 404);
+    assert.equal(typeof (await oauth.json()).error, 'string');
+    // The sign-in page's polling route reads its cookie: no CORS, for requests and preflights.
+    const login = await fetch(new URL('/auth/login/00000000-0000-4000-8000-000000000000', server.baseUrl), {
+      method: 'OPTIONS',
+      headers: { origin: ORIGIN, 'access-control-request-method': 'GET' },
+    });
+    assert.equal(login.headers.get('access-control-allow-origin'), null);
+    assert.notEqual(login.status, 204);
+  });
+
   test('OP-49 CORS: API, token, userinfo, JWKS, discovery echo the origin with credentials; a cookie changes nothing; hosted pages send no CORS', async () => {
     const tokens = await signIn();
     const assertCors = (response: Response, name: string) => {
