@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { build } from '../../packages/server/scripts/build.mjs';
+import { startArgs } from '../../packages/server/scripts/start-command.mjs';
 import type { CaseContext } from './case.ts';
 import { seedGrants } from './seed-grants.ts';
 import type { Child } from './spawn.ts';
@@ -78,10 +79,12 @@ export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
     const port = await sctx.freePort();
     const origin = `http://127.0.0.1:${port}`;
     const dataDir = sctx.tempDir('fedhir-data-');
-    // What `npm start` runs: the bundle of the current sources.
+    // What `npm start` runs: the bundle of the current sources, with the same Node flags.
     await build();
+    const args = startArgs();
     const start = () =>
-      sctx.spawn('packages/server/dist/main.js', {
+      sctx.spawn(`packages/server/${args.at(-1)}`, {
+        nodeArgs: args.slice(0, -1),
         name: 'fedhir',
         env: {
           PORT: String(port),

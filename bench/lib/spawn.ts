@@ -21,6 +21,8 @@ export interface SpawnOptions {
   /** A short name for logs and errors; default: the file's base name. */
   name?: string;
   args?: string[];
+  /** Node flags, before the file (the fedhir server's come from its `npm start` command). */
+  nodeArgs?: string[];
   /** Added to (and overriding) this process's environment; `undefined` removes a variable. */
   env?: Record<string, string | undefined>;
   /** Default: the repository root (so `--import tsx` resolves from the root node_modules). */
@@ -58,11 +60,15 @@ export async function spawnServer(file: string, opts: SpawnOptions = {}): Promis
     profDir && (!profName || profName === name) ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   // TypeScript through the loader; built JavaScript (the fedhir server's dist/) as it is.
   const loader = file.endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const proc = spawn(process.execPath, [...profile, ...loader, file, ...(opts.args ?? [])], {
-    cwd: opts.cwd ?? REPO_ROOT,
-    env: env as NodeJS.ProcessEnv,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...profile, ...(opts.nodeArgs ?? []), ...loader, file, ...(opts.args ?? [])],
+    {
+      cwd: opts.cwd ?? REPO_ROOT,
+      env: env as NodeJS.ProcessEnv,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   if (proc.pid === undefined) throw new Error(`${name}: could not spawn ${file}`);
   live.add(proc);
 
