@@ -215,6 +215,11 @@ function cpuPerRequest(
     const spent = ms - (before.get(tid)?.ms ?? 0);
     if (spent <= 0) continue;
     byName[name] = (byName[name] ?? 0) + spent;
+    // BENCH_THREADS=1: every thread on its own (Node names them all "node": the database thread,
+    // the four thread-pool threads that sign, V8's GC helpers), to tell them apart by their share.
+    if (process.env.BENCH_THREADS) {
+      process.stderr.write(`    thread ${tid} ${name}: ${Math.round((spent * 1000) / requests)} µs/req\n`);
+    }
     byName.total = (byName.total ?? 0) + spent;
   }
   for (const name of Object.keys(byName)) byName[name] = Math.round(((byName[name] ?? 0) * 1000) / requests);

@@ -145,6 +145,32 @@ for (const engine of ENGINES) {
       await audit.close();
     });
 
+    test('under steady load batches stay full: events that arrive during a write wait for their own batch', async () => {
+      const p: Probe = { statements: 0 };
+      const counted = probe(database.db, p);
+      const slow: Db = {
+        ...counted,
+        // Each write takes a while, as it does when the database thread is busy.
+        query: async <T>(sql: string, params?: readonly unknown[]) => {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          return counted.query<T>(sql, params);
+        },
+      };
+      const audit = new AuditLog(new AuditStore(slow), { batchSize: 200, flushIntervalMs: 50 });
+      // ~2 events per millisecond for ~400 ms.
+      for (let tick = 0; tick < 200; tick++) {
+        for (let i = 0; i < 4; i++)
+          audit.record({ action: 'client-credentials', outcome: 'success', clientId: CLIENT });
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      await audit.flush();
+      assert.equal((await stored()).length, 800);
+      // 4 full batches, plus at most one partial batch per interval; a write per round trip would
+      // have been one statement per few events (dozens).
+      assert.ok(p.statements <= 16, `${p.statements} statements for 800 events`);
+      await audit.close();
+    });
+
     test('a partial batch is written by the timer, without flush()', async () => {
       const audit = new AuditLog(new AuditStore(database.db), { flushIntervalMs: 50 });
       audit.record({ action: 'logout', outcome: 'success', userId: USER, loginId: LOGIN });
