@@ -7,6 +7,11 @@ import { isUuid } from '../storage/resources.ts';
  * What fedhir audits (protocol.md §1: "AuditEvent for every login, exchange, refresh, logout and
  * failure"; ASVS 4.0 7.1.3 and 7.2.1: log every authentication decision, success and failure).
  */
+/**
+ * Every action fedhir audits. The view that renders stored events as FHIR (migration 004) maps each
+ * one to its DICOM codes: a new action needs a migration that redefines `audit_event_resource`
+ * (test/audit/audit-log.test.ts fails until it does).
+ */
 export const AUDIT_ACTIONS = [
   'login',
   'token',
@@ -149,7 +154,6 @@ export function toAuditRecord(input: AuditInput): AuditRecord {
     action: input.action,
     outcome: OUTCOME_CODES[input.outcome] ?? 4,
     reason: reason || null,
-    // DICOM network access point type '2' (IP address) is what the rendered agent says.
     ip: typeof input.ip === 'string' && isIP(input.ip) !== 0 ? input.ip : null,
     userId: isUuid(input.userId) ? input.userId : null,
     clientId: isUuid(input.clientId) ? input.clientId : null,

@@ -1,5 +1,5 @@
-import { Conflict } from '../errors/http-errors.ts';
-import { type Db, PG_UNIQUE_VIOLATION, pgConstraint, pgErrorCode } from '../storage/db.ts';
+import type { Db } from '../storage/db.ts';
+import { translateWriteError } from '../storage/resources.ts';
 import type { AuditRecord } from './audit-event.ts';
 
 /** Where the audit log writes: one call per batch, all or nothing. */
@@ -7,56 +7,41 @@ export interface AuditWriter {
   append(records: readonly AuditRecord[]): Promise<void>;
 }
 
+/** Each column of `audit_event` (migration 004): its name, the record field it holds, its type. */
+const COLUMNS: readonly (readonly [string, keyof AuditRecord, string])[] = [
+  ['id', 'id', 'uuid'],
+  ['recorded', 'recorded', 'timestamptz'],
+  ['project_id', 'projectId', 'uuid'],
+  ['action', 'action', 'text'],
+  ['outcome', 'outcome', 'smallint'],
+  ['reason', 'reason', 'text'],
+  ['ip', 'ip', 'text'],
+  ['user_id', 'userId', 'uuid'],
+  ['client_id', 'clientId', 'uuid'],
+  ['login_id', 'loginId', 'uuid'],
+];
+
+const INSERT = `INSERT INTO audit_event (${COLUMNS.map(([name]) => name).join(', ')})
+  SELECT * FROM unnest(${COLUMNS.map(([, , type], i) => `$${i + 1}::${type}[]`).join(', ')})`;
+
 /**
- * Appends audit records to `audit_event` (migration 004): one statement per batch, its columns as
- * ten array parameters unpacked by `unnest`, so PostgreSQL parses no JSON and plans the statement
- * once (a prepared statement on the embedded engine).
+ * Appends audit records to `audit_event`: one statement per batch, a column per array parameter
+ * unpacked by `unnest`, so PostgreSQL parses no JSON and plans the statement once (a prepared
+ * statement on the embedded engine). The ids are chosen before the first attempt, so a retried
+ * batch that had been committed answers 409 on `id` (the audit log reads that as "already there").
  */
 export class AuditStore implements AuditWriter {
   constructor(private readonly db: Db) {}
 
   async append(records: readonly AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const n = records.length;
-    const columns = {
-      id: new Array<string>(n),
-      recorded: new Array<string>(n),
-      project: new Array<string | null>(n),
-      action: new Array<string>(n),
-      outcome: new Array<number>(n),
-      reason: new Array<string | null>(n),
-      ip: new Array<string | null>(n),
-      user: new Array<string | null>(n),
-      client: new Array<string | null>(n),
-      login: new Array<string | null>(n),
-    };
-    for (let i = 0; i < n; i++) {
-      const r = records[i] as AuditRecord;
-      columns.id[i] = r.id;
-      columns.recorded[i] = r.recorded;
-      columns.project[i] = r.projectId;
-      columns.action[i] = r.action;
-      columns.outcome[i] = r.outcome;
-      columns.reason[i] = r.reason;
-      columns.ip[i] = r.ip;
-      columns.user[i] = r.userId;
-      columns.client[i] = r.clientId;
-      columns.login[i] = r.loginId;
-    }
     try {
       await this.db.query(
-        `INSERT INTO audit_event (id, recorded, project_id, action, outcome, reason, ip, user_id, client_id, login_id)
-         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::smallint[], $6::text[],
-           $7::text[], $8::uuid[], $9::uuid[], $10::uuid[])`,
-        Object.values(columns),
+        INSERT,
+        COLUMNS.map(([, field]) => records.map((record) => record[field])),
       );
     } catch (err) {
-      // The id is chosen before the first attempt: "already there" tells the audit log that a batch
-      // whose answer was lost had been committed.
-      if (pgErrorCode(err) === PG_UNIQUE_VIOLATION && pgConstraint(err) === 'audit_event_pkey') {
-        throw new Conflict('An audit event with this id already exists', 'id');
-      }
-      throw err;
+      translateWriteError(err);
     }
   }
 }

@@ -21,9 +21,11 @@ const UNIQUE_MESSAGES: Record<string, { message: string; expression: string }> =
     expression: 'DomainConfiguration.domain',
   },
   resource_pkey: { message: 'A resource with this id already exists', expression: 'id' },
+  audit_event_pkey: { message: 'An audit event with this id already exists', expression: 'id' },
 };
 
-function translateWriteError(err: unknown): never {
+/** A unique violation the schema enforces → 409 Conflict naming the expression; anything else as is. */
+export function translateWriteError(err: unknown): never {
   if (pgErrorCode(err) === PG_UNIQUE_VIOLATION) {
     const known = UNIQUE_MESSAGES[pgConstraint(err) ?? ''];
     throw new Conflict(known?.message ?? 'Duplicate resource', known?.expression);
