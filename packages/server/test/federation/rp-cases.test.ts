@@ -35,7 +35,14 @@ import {
   updateClient,
 } from '../support/federation.ts';
 import { createProjectFixture, type ProjectFixture } from '../support/fixtures.ts';
-import { assertT, jwtParts, pkcePair, randomState, token } from '../support/oauth-flows.ts';
+import {
+  assertT,
+  jwtParts,
+  pkcePair,
+  randomState,
+  token,
+  withLastCharacterChanged,
+} from '../support/oauth-flows.ts';
 import { call, startServer, type TestServer, tokenForMembership } from '../support/server.ts';
 import {
   type Canary,
@@ -283,7 +290,7 @@ for (const engine of ENGINES) {
       const flow = await startFlow();
       const handle = flow.callback.searchParams.get('state') ?? '';
       const edited = new URL(flow.callback);
-      edited.searchParams.set('state', `${handle.slice(0, -1)}${handle.endsWith('A') ? 'B' : 'A'}`);
+      edited.searchParams.set('state', withLastCharacterChanged(handle));
       await assertCB(await externalCallback(server, edited, flow.jar), before, ['token']);
       // §3.1: edits of projectId or redirectUri are refused before the code is redeemed …
       const code = () => idp.code(asAlice());

@@ -21,6 +21,15 @@ export function pkcePair(): Pkce {
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
 }
 
+/**
+ * `value` with its last character replaced by another one: a tampered secret, token or handle that
+ * can never equal the original (a 32-byte base64url value ends in only A, Q, g or w, so a fixed
+ * replacement would give the original back one run in four).
+ */
+export function withLastCharacterChanged(value: string): string {
+  return `${value.slice(0, -1)}${value.endsWith('A') ? 'B' : 'A'}`;
+}
+
 export function randomState(): string {
   return randomBytes(12).toString('base64url');
 }
