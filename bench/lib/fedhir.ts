@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { build } from '../../packages/server/scripts/build.mjs';
-import { startArgs } from '../../packages/server/scripts/start-command.mjs';
+import { startCommand } from '../../packages/server/scripts/start-command.mjs';
 import type { CaseContext } from './case.ts';
 import { seedGrants } from './seed-grants.ts';
 import type { Child } from './spawn.ts';
@@ -79,14 +79,15 @@ export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
     const port = await sctx.freePort();
     const origin = `http://127.0.0.1:${port}`;
     const dataDir = sctx.tempDir('fedhir-data-');
-    // What `npm start` runs: the bundle of the current sources, with the same Node flags.
+    // What `npm start` runs: the bundle of the current sources, with the same variables and Node flags.
     await build();
-    const args = startArgs();
+    const { env: startEnv, args } = startCommand();
     const start = () =>
       sctx.spawn(`packages/server/${args.at(-1)}`, {
         nodeArgs: args.slice(0, -1),
         name: 'fedhir',
         env: {
+          ...startEnv,
           PORT: String(port),
           HOST: '127.0.0.1',
           BASE_URL: `${origin}/`,

@@ -1,17 +1,41 @@
 /**
- * The command `npm start` runs after building (package.json `scripts.start`), as arguments for
- * `process.execPath`: the benchmark and the process tests start the server exactly this way, Node
- * flags included, so what they measure and test is what users run.
+ * The command `npm start` runs after building (package.json `scripts.start`), as an environment and
+ * arguments for `process.execPath`: the benchmark and the process tests start the server exactly
+ * this way, variables and Node flags included, so what they measure and test is what users run.
  */
 import { readFileSync } from 'node:fs';
 
 const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
-/** @returns {string[]} e.g. `['--max-semi-space-size=8', 'dist/main.js']`, relative to packages/server */
-export function startArgs() {
-  const [program, ...args] = String(manifest.scripts.start).trim().split(/\s+/);
-  if (program !== 'node' || args.length === 0) {
-    throw new Error(`scripts.start must be "node [flags] <file>", not ${manifest.scripts.start}`);
+const ASSIGNMENT = /^([A-Z_][A-Z0-9_]*)=(\S*)$/;
+
+/**
+ * @returns {{ env: Record<string, string>, args: string[] }} e.g.
+ *   `{ env: { MALLOC_TRIM_THRESHOLD_: '131072' }, args: ['--max-semi-space-size=8', 'dist/main.js'] }`,
+ *   the file relative to packages/server
+ */
+export function startCommand() {
+  return parseStartScript(String(manifest.scripts.start));
+}
+
+/**
+ * Splits a start script of the form `[NAME=value ...] node [flags] <file>` (what a POSIX shell runs
+ * for `npm start`: leading assignments are the program's environment).
+ * @param {string} script
+ * @returns {{ env: Record<string, string>, args: string[] }}
+ */
+export function parseStartScript(script) {
+  const words = script.trim().split(/\s+/);
+  /** @type {Record<string, string>} */
+  const env = {};
+  for (let match = ASSIGNMENT.exec(words[0] ?? ''); match; match = ASSIGNMENT.exec(words[0] ?? '')) {
+    const [, name = '', value = ''] = match;
+    env[name] = value;
+    words.shift();
   }
-  return args;
+  const [program, ...args] = words;
+  if (program !== 'node' || args.length === 0) {
+    throw new Error(`scripts.start must be "[NAME=value ...] node [flags] <file>", not ${script}`);
+  }
+  return { env, args };
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { startCommand } from '../scripts/start-command.mjs';
 import { createPgliteDb } from '../src/storage/pglite/index.ts';
 import { createThrowawayPostgres } from './support/db.ts';
 import { spawnServer, stop, waitHealthy } from './support/process.ts';
@@ -48,6 +49,10 @@ test('embedded mode: first start prints a generated password once; data survives
 
   const first = spawnServer(env);
   await waitHealthy(`http://127.0.0.1:${port}/`, first);
+  // The process runs with npm start's environment (its leading NAME=value words), as users run it.
+  const environ = readFileSync(`/proc/${first.child.pid}/environ`, 'utf8').split('\0');
+  for (const [name, value] of Object.entries(startCommand().env))
+    assert.ok(environ.includes(`${name}=${value}`));
   const printed = /password:\s+(\S+)/.exec(first.output())?.[1];
   assert.ok(printed, 'the generated password is printed on first start');
   assert.match(first.output(), new RegExp(`running at ${baseUrl.replace(/[/.]/g, '\\$&')}`));

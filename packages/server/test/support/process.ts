@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { build } from '../../scripts/build.mjs';
-import { startArgs } from '../../scripts/start-command.mjs';
+import { startCommand } from '../../scripts/start-command.mjs';
 
 const SERVER_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -18,9 +18,10 @@ await build();
 /** Starts the server as `npm start` does, with the given environment (merged over PATH etc.). */
 export function spawnServer(env: Record<string, string>): ServerProcess {
   let output = '';
-  const child = spawn(process.execPath, startArgs(), {
+  const command = startCommand();
+  const child = spawn(process.execPath, command.args, {
     cwd: SERVER_DIR,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...command.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (d) => {
