@@ -4,9 +4,10 @@
  * costs a module-loader thread with its own V8 isolate for the life of the process (~50 MB of
  * resident memory, docs/performance.md) and transpiles ~150 modules at every start.
  *
- * Two entry points: `dist/main.js` (the process) and `dist/worker.js` (the embedded database's
+ * Three entry points: `dist/main.js` (the process), `dist/worker.js` (the embedded database's
  * thread, which src/storage/pglite/index.ts starts as `./worker.js` next to the module that holds
- * it — in dist/ every chunk sits at the top level). Packages stay external: node_modules is
+ * it — in dist/ every chunk sits at the top level) and `dist/sign-worker.js` (the signing thread,
+ * started the same way by src/oauth/signer.ts). Packages stay external: node_modules is
  * resolved at run time as usual. Plain JavaScript (no loader needed) so that it runs before
  * anything is built.
  */
@@ -21,7 +22,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 export async function build() {
   const result = await esbuild.build({
     absWorkingDir: root,
-    entryPoints: { main: 'src/main.ts', worker: 'src/storage/pglite/worker.js' },
+    entryPoints: {
+      main: 'src/main.ts',
+      worker: 'src/storage/pglite/worker.js',
+      'sign-worker': 'src/oauth/sign-worker.js',
+    },
     outdir: 'dist',
     bundle: true,
     splitting: true,

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError, ServiceUnavailable } from '../errors/http-errors.ts';
 import { operationOutcome } from '../errors/operation-outcome.ts';
 import { OAuthError } from '../oauth/errors.ts';
+import { SigningUnavailable } from '../oauth/signer.ts';
 import { renderErrorPage } from '../pages/error-page.ts';
 
 /** Which error format a route answers in (protocol.md §2 "Errors"). */
@@ -123,6 +124,9 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
         client.status === 413 ? 'too-costly' : 'invalid',
         client.message,
       );
+    } else if (err instanceof SigningUnavailable) {
+      request.log.error({ err }, 'signing unavailable');
+      httpError = new ServiceUnavailable('Signing unavailable, try again');
     } else if (isStorageDown(err)) {
       request.log.warn({ code: (err as { code?: string }).code }, 'storage unavailable');
       httpError = new ServiceUnavailable('Storage unavailable');

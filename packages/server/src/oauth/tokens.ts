@@ -1,14 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  CompactSign,
-  decodeProtectedHeader,
-  type JWTHeaderParameters,
-  type JWTPayload,
-  jwtVerify,
-} from 'jose';
+import { decodeProtectedHeader, type JWTHeaderParameters, type JWTPayload, jwtVerify } from 'jose';
 import { digest } from '../crypto/digest.ts';
 import { InvalidToken } from './errors.ts';
 import type { KeyStore, SigningAlg } from './keys.ts';
+import type { JwsSigner } from './signer.ts';
 
 /** Claims fedhir puts in its access tokens (RFC 9068 §2.2 plus Medplum's `login_id`, `profile`). */
 export interface AccessTokenClaims {
@@ -70,6 +65,7 @@ export class TokenService {
   constructor(
     private readonly keys: KeyStore,
     private readonly issuer: string,
+    private readonly signer: JwsSigner,
   ) {}
 
   async signAccessToken(
@@ -87,7 +83,7 @@ export class TokenService {
       exp: now + lifetimeSeconds,
       jti: randomUUID(),
     };
-    const token = await signJwt(full, { alg: 'ES256', typ: 'at+jwt', kid: key.kid }, key.privateKey);
+    const token = await this.signJwt(full, { alg: 'ES256', typ: 'at+jwt', kid: key.kid }, key.privateKey);
     return { token, expiresIn: lifetimeSeconds, claims: full };
   }
 
@@ -108,7 +104,20 @@ export class TokenService {
       ...(input.fhirUser ? { fhirUser: input.fhirUser } : {}),
       ...(input.accessToken ? { at_hash: atHash(input.accessToken) } : {}),
     };
-    return signJwt(payload, { alg: input.alg, typ: 'JWT', kid: key.kid }, key.privateKey);
+    return this.signJwt(payload, { alg: input.alg, typ: 'JWT', kid: key.kid }, key.privateKey);
+  }
+
+  /**
+   * A JWT (RFC 7519 §7.1) as a JWS in compact serialisation, signed by jose on the signing thread
+   * (signer.ts). The claims are complete and typed when they get here, so jose's JWS API takes their
+   * JSON directly: its JWT builder would re-check and copy every claim of every token.
+   */
+  private signJwt(
+    claims: AccessTokenClaims | JWTPayload,
+    header: JWTHeaderParameters & { kid: string },
+    key: CryptoKey,
+  ): Promise<string> {
+    return this.signer.sign(header, JSON.stringify(claims), key);
   }
 
   /**
@@ -160,21 +169,6 @@ export class TokenService {
     this.verified.set(cacheKey, claims);
     return claims;
   }
-}
-
-const utf8 = new TextEncoder();
-
-/**
- * A JWT (RFC 7519 §7.1) as a JWS in compact serialisation, signed by jose. The claims are complete
- * and typed when they get here, so jose's JWS API takes their JSON directly: its JWT builder would
- * re-check and copy every claim of every token (~8 µs a token on the request thread).
- */
-function signJwt(
-  claims: AccessTokenClaims | JWTPayload,
-  header: JWTHeaderParameters,
-  key: CryptoKey,
-): Promise<string> {
-  return new CompactSign(utf8.encode(JSON.stringify(claims))).setProtectedHeader(header).sign(key);
 }
 
 /** OIDC Core §3.1.3.6: base64url of the left-most half of SHA-256 of the access token. */

@@ -12,6 +12,7 @@ import { ClientLogins } from '../oauth/client-logins.ts';
 import { ClientStore } from '../oauth/clients.ts';
 import { KeyStore } from '../oauth/keys.ts';
 import { RefreshTokenStore } from '../oauth/refresh-tokens.ts';
+import { JwsSigner } from '../oauth/signer.ts';
 import { TokenService } from '../oauth/tokens.ts';
 import { FailureLimiter } from '../rate-limit/failure-limiter.ts';
 import type { Db } from '../storage/db.ts';
@@ -79,7 +80,8 @@ export async function createServices(config: Config, db: Db, secretKey: string):
   const bus = new InvalidationBus(redis, subscriber);
   const keys = new KeyStore(db, box, Math.max(config.accessTokenLifetime, 3600));
   await keys.load();
-  const tokens = new TokenService(keys, config.baseUrl);
+  const signer = new JwsSigner();
+  const tokens = new TokenService(keys, config.baseUrl, signer);
   const logins = new LoginStore(db, bus);
   const access = new AccessResolver(tokens, logins, repo, bus);
   const clients = new ClientStore(repo, bus);
@@ -113,6 +115,7 @@ export async function createServices(config: Config, db: Db, secretKey: string):
     async close() {
       clearInterval(purge);
       // Order matters: audit events reach the database before it closes, counters reach Redis.
+      await signer.close();
       await audit.close();
       await limiter.close();
       await outbound.close();

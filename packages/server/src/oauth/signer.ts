@@ -1,0 +1,138 @@
+import { Worker } from 'node:worker_threads';
+import type { JWTHeaderParameters } from 'jose';
+
+/** One message to the signing thread: keys it has not seen yet, then the jobs. */
+export type SignBatch = [
+  keys: [kid: string, key: CryptoKey][],
+  jobs: [id: number, kid: string, header: JWTHeaderParameters, payloadJson: string][],
+];
+/** One signature's outcome: the token, or null and why not. */
+export type SignResult = [id: number, token: string] | [id: number, token: null, message: string];
+
+/** The signing thread stopped or could not sign: a server fault the next request may not meet (503). */
+export class SigningUnavailable extends Error {
+  override readonly name = 'SigningUnavailable';
+}
+
+interface Pending {
+  resolve: (token: string) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * Signs JWS compact serialisations (RFC 7515 §7.1) with jose on a thread of their own
+ * (`sign-worker.js`): the request thread hands over the header and the claims' JSON and gets the
+ * token back. Signatures requested in the same turn of the event loop travel as one message each
+ * way, so under load a batch costs the request thread about what a single one does.
+ *
+ * The thread starts at the first signature and is started again after a crash (the signatures in
+ * flight then fail with {@link SigningUnavailable}, answered 503; the next ones succeed). It holds
+ * the event loop open only while signatures are pending, so an idle server can still exit.
+ */
+export class JwsSigner {
+  private worker: Worker | undefined;
+  /** Private keys by kid, as handed in; each thread is sent a key once, with its first job. */
+  private readonly keys = new Map<string, CryptoKey>();
+  /** kids whose private key the current thread has. */
+  private sentKeys = new Set<string>();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 0;
+  private queued: SignBatch[1] = [];
+  private flushScheduled = false;
+  private closed = false;
+  private drained: (() => void) | undefined;
+
+  sign(header: JWTHeaderParameters & { kid: string }, payloadJson: string, key: CryptoKey): Promise<string> {
+    if (this.closed) return Promise.reject(new SigningUnavailable('the signer is closed'));
+    const id = this.nextId++;
+    this.keys.set(header.kid, key);
+    this.queued.push([id, header.kid, header, payloadJson]);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // After the current I/O callbacks: requests parsed in the same turn share the message.
+      setImmediate(() => this.flush());
+    }
+    return new Promise<string>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const jobs = this.queued;
+    this.queued = [];
+    if (jobs.length === 0) return;
+    const worker = this.thread();
+    const newKeys: SignBatch[0] = [];
+    for (const [, kid] of jobs) {
+      const key = this.keys.get(kid);
+      if (key && !this.sentKeys.has(kid)) {
+        this.sentKeys.add(kid);
+        newKeys.push([kid, key]);
+      }
+    }
+    worker.ref();
+    worker.postMessage([newKeys, jobs] satisfies SignBatch);
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(new URL('./sign-worker.js', import.meta.url), {
+      // A few hundred bytes of state; bounded so a fault cannot grow it unnoticed.
+      resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 },
+    });
+    worker.on('message', (results: SignResult[]) => this.settle(results));
+    worker.on('error', (err) =>
+      this.fail(worker, new SigningUnavailable(`the signing thread failed: ${err.message}`)),
+    );
+    worker.on('exit', (code) =>
+      this.fail(worker, new SigningUnavailable(`the signing thread exited (code ${code})`)),
+    );
+    this.worker = worker;
+    this.sentKeys = new Set();
+    return worker;
+  }
+
+  private settle(results: SignResult[]): void {
+    for (const [id, token, message] of results) {
+      const pending = this.pending.get(id);
+      if (!pending) continue;
+      this.pending.delete(id);
+      if (token === null) pending.reject(new SigningUnavailable(`signing failed: ${message}`));
+      else pending.resolve(token);
+    }
+    if (this.pending.size === 0) {
+      this.worker?.unref();
+      this.drained?.();
+    }
+  }
+
+  /** A crashed or stopped thread: every pending signature fails now; the next one starts a new thread. */
+  private fail(worker: Worker, err: Error): void {
+    if (this.worker !== worker) return;
+    this.worker = undefined;
+    this.queued = [];
+    const failed = [...this.pending.values()];
+    this.pending.clear();
+    for (const pending of failed) pending.reject(err);
+    this.drained?.();
+  }
+
+  /** Lets the signatures in flight finish (at most `timeoutMs`), then stops the thread. */
+  async close(timeoutMs = 5000): Promise<void> {
+    this.closed = true;
+    if (this.pending.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+    const left = [...this.pending.values()];
+    this.pending.clear();
+    for (const pending of left) pending.reject(new SigningUnavailable('the signer is closed'));
+  }
+}

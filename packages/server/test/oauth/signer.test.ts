@@ -1,0 +1,112 @@
+/**
+ * The signing thread (src/oauth/signer.ts): every token it signs verifies with jose, a batch of
+ * concurrent signatures each gets its own token, a key it has not seen travels with its first job,
+ * a crash fails only the signatures in flight, and the token endpoint answers that as 503.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compactVerify, generateKeyPair } from 'jose';
+import { JwsSigner } from '../../src/oauth/signer.ts';
+import { basic, createProjectFixture } from '../support/fixtures.ts';
+import { NO_FAILURE_LIMITS, token } from '../support/oauth-flows.ts';
+import { startServer } from '../support/server.ts';
+
+const es256 = () => generateKeyPair('ES256');
+const header = (kid: string) => ({ alg: 'ES256', typ: 'at+jwt', kid });
+
+test('concurrent signatures share a message and each verifies with its own payload', async () => {
+  const signer = new JwsSigner();
+  try {
+    const { privateKey, publicKey } = await es256();
+    const payloads = Array.from({ length: 200 }, (_, i) => JSON.stringify({ sub: `user-${i}` }));
+    const tokens = await Promise.all(payloads.map((p) => signer.sign(header('k1'), p, privateKey)));
+    assert.equal(new Set(tokens).size, 200);
+    for (const [i, token] of tokens.entries()) {
+      const { payload, protectedHeader } = await compactVerify(token, publicKey);
+      assert.equal(new TextDecoder().decode(payload), payloads[i]);
+      assert.deepEqual(protectedHeader, header('k1'));
+    }
+  } finally {
+    await signer.close();
+  }
+});
+
+test('a new kid (a rotation) signs with its own key from its first token', async () => {
+  const signer = new JwsSigner();
+  try {
+    const first = await es256();
+    const second = await es256();
+    const a = await signer.sign(header('old'), '{"n":1}', first.privateKey);
+    const [b, c] = await Promise.all([
+      signer.sign(header('new'), '{"n":2}', second.privateKey),
+      signer.sign(header('old'), '{"n":3}', first.privateKey),
+    ]);
+    await compactVerify(a, first.publicKey);
+    await compactVerify(b as string, second.publicKey);
+    await compactVerify(c as string, first.publicKey);
+    await assert.rejects(compactVerify(b as string, first.publicKey));
+  } finally {
+    await signer.close();
+  }
+});
+
+test('a crashed signing thread fails the signatures in flight; the next one starts a new thread', async () => {
+  const signer = new JwsSigner();
+  try {
+    const { privateKey, publicKey } = await es256();
+    await signer.sign(header('k1'), '{}', privateKey);
+    const thread = (signer as unknown as { worker: import('node:worker_threads').Worker }).worker;
+    const inFlight = signer.sign(header('k1'), '{"lost":true}', privateKey);
+    // Sent after this turn; the thread is stopped before it can answer.
+    await new Promise((resolve) => setImmediate(resolve));
+    await thread.terminate();
+    await assert.rejects(inFlight, /signing thread exited/);
+    // The new thread has not seen the key: it must travel again.
+    const after = await signer.sign(header('k1'), '{"n":2}', privateKey);
+    await compactVerify(after, publicKey);
+  } finally {
+    await signer.close();
+  }
+});
+
+test('close() lets signatures in flight finish, then refuses new ones', async () => {
+  const signer = new JwsSigner();
+  const { privateKey, publicKey } = await es256();
+  const inFlight = Array.from({ length: 20 }, () => signer.sign(header('k1'), '{}', privateKey));
+  await new Promise((resolve) => setImmediate(resolve));
+  await signer.close();
+  for (const token of await Promise.all(inFlight)) await compactVerify(token, publicKey);
+  await assert.rejects(signer.sign(header('k1'), '{}', privateKey), /closed/);
+});
+
+test('token endpoint: a signing thread that dies mid-request → 503 temporarily_unavailable; the next request gets its token', async () => {
+  const server = await startServer('pglite', NO_FAILURE_LIMITS);
+  try {
+    const fx = await createProjectFixture(server);
+    const request = () =>
+      token(
+        server,
+        { grant_type: 'client_credentials' },
+        { authorization: basic(fx.client.id, fx.client.secret) },
+      );
+    assert.equal((await request()).status, 200, 'control');
+    // The real thread, stopped right after the request's signature was handed to it.
+    const signer = (server.services.tokens as unknown as { signer: JwsSigner }).signer;
+    const internals = signer as unknown as { flush: () => void; worker?: { terminate(): Promise<number> } };
+    const flush = internals.flush;
+    internals.flush = function (this: typeof internals) {
+      flush.call(this);
+      void this.worker?.terminate();
+    };
+    const failed = await request();
+    internals.flush = flush;
+    assert.equal(failed.status, 503);
+    assert.equal(failed.body.error, 'temporarily_unavailable');
+    assert.equal(failed.headers.get('cache-control'), 'no-store');
+    const next = await request();
+    assert.equal(next.status, 200);
+    assert.equal(typeof next.body.access_token, 'string');
+  } finally {
+    await server.close();
+  }
+});
