@@ -28,7 +28,6 @@ import {
 import { createProjectFixture, type ProjectFixture } from '../support/fixtures.ts';
 import { type IdpClient, signInAtIdp, startIdp, type TestIdp } from '../support/idp.ts';
 import {
-  assertT,
   authorize,
   authorizeParams,
   hiddenFields,
