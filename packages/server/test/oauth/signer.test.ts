@@ -90,13 +90,15 @@ test('token endpoint: a signing thread that dies mid-request → 503 temporarily
         { authorization: basic(fx.client.id, fx.client.secret) },
       );
     assert.equal((await request()).status, 200, 'control');
-    // The real thread, stopped right after the request's signature was handed to it.
+    // The real thread, told to stop just before the request's signature is handed to it: the
+    // signature is then in flight on a thread that never answers (stopping it after the hand-over
+    // races with a fast answer).
     const signer = (server.services.tokens as unknown as { signer: JwsSigner }).signer;
     const internals = signer as unknown as { flush: () => void; worker?: { terminate(): Promise<number> } };
     const flush = internals.flush;
     internals.flush = function (this: typeof internals) {
-      flush.call(this);
       void this.worker?.terminate();
+      flush.call(this);
     };
     const failed = await request();
     internals.flush = flush;
