@@ -10,7 +10,8 @@
  * Plain JavaScript (type-checked through JSDoc) for the same reason as storage/pglite/worker.js: a
  * TypeScript loader in this thread would cost a module-loader isolate for one small file.
  *
- * In:  `[[kid, CryptoKey][], [id, kid, header, payloadJson][]]` (keys this thread has not had yet, jobs)
+ * In:  `[[kid, CryptoKey][], kid[], [id, kid, header, payloadJson][]]` (keys this thread has not had
+ *      yet, kids it may drop — the request thread bounds what a thread holds —, jobs)
  * Out: `[id, token][]` or `[id, null, message][]`, one message per batch, in any order.
  */
 import { parentPort } from 'node:worker_threads';
@@ -25,7 +26,7 @@ const utf8 = new TextEncoder();
 /** @type {Map<string, CryptoKey>} kid → private key, sent once by the request thread */
 const keys = new Map();
 
-/** @param {SignBatch[1][number]} job @returns {Promise<SignResult>} */
+/** @param {SignBatch[2][number]} job @returns {Promise<SignResult>} */
 async function sign([id, kid, header, payloadJson]) {
   const key = keys.get(kid);
   if (!key) return [id, null, `no private key for kid ${kid}`];
@@ -37,7 +38,8 @@ async function sign([id, kid, header, payloadJson]) {
   }
 }
 
-port.on('message', async (/** @type {SignBatch} */ [newKeys, jobs]) => {
+port.on('message', async (/** @type {SignBatch} */ [newKeys, forget, jobs]) => {
+  for (const kid of forget) keys.delete(kid);
   for (const [kid, key] of newKeys) keys.set(kid, key);
   port.postMessage(await Promise.all(jobs.map(sign)));
 });

@@ -1,9 +1,10 @@
 import { Worker } from 'node:worker_threads';
 import type { JWTHeaderParameters } from 'jose';
 
-/** One message to the signing thread: keys it has not seen yet, then the jobs. */
+/** One message to the signing thread: keys it has not seen yet, kids it may drop, then the jobs. */
 export type SignBatch = [
   keys: [kid: string, key: CryptoKey][],
+  forget: string[],
   jobs: [id: number, kid: string, header: JWTHeaderParameters, payloadJson: string][],
 ];
 /** One signature's outcome: the token, or null and why not. */
@@ -13,6 +14,13 @@ export type SignResult = [id: number, token: string] | [id: number, token: null,
 export class SigningUnavailable extends Error {
   override readonly name = 'SigningUnavailable';
 }
+
+/**
+ * Private keys a signing thread holds at most. Only a current key signs (oauth/keys.ts: one active
+ * key per algorithm; a retired key only verifies), so a few cover a rotation in progress; without a
+ * bound every rotation would leave its key in the thread for the process's lifetime.
+ */
+export const MAX_THREAD_KEYS = 8;
 
 interface Pending {
   resolve: (token: string) => void;
@@ -31,13 +39,13 @@ interface Pending {
  */
 export class JwsSigner {
   private worker: Worker | undefined;
-  /** Private keys by kid, as handed in; each thread is sent a key once, with its first job. */
-  private readonly keys = new Map<string, CryptoKey>();
-  /** kids whose private key the current thread has. */
+  /** Private keys of the queued jobs by kid; each thread is sent a key once, with its first job. */
+  private queuedKeys = new Map<string, CryptoKey>();
+  /** kids whose private key the current thread has, oldest first (at most {@link MAX_THREAD_KEYS}). */
   private sentKeys = new Set<string>();
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
-  private queued: SignBatch[1] = [];
+  private queued: SignBatch[2] = [];
   private flushScheduled = false;
   private closed = false;
   private drained: (() => void) | undefined;
@@ -45,7 +53,7 @@ export class JwsSigner {
   sign(header: JWTHeaderParameters & { kid: string }, payloadJson: string, key: CryptoKey): Promise<string> {
     if (this.closed) return Promise.reject(new SigningUnavailable('the signer is closed'));
     const id = this.nextId++;
-    this.keys.set(header.kid, key);
+    this.queuedKeys.set(header.kid, key);
     this.queued.push([id, header.kid, header, payloadJson]);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -58,19 +66,36 @@ export class JwsSigner {
   private flush(): void {
     this.flushScheduled = false;
     const jobs = this.queued;
+    const keys = this.queuedKeys;
     this.queued = [];
+    this.queuedKeys = new Map();
     if (jobs.length === 0) return;
     const worker = this.thread();
     const newKeys: SignBatch[0] = [];
-    for (const [, kid] of jobs) {
-      const key = this.keys.get(kid);
-      if (key && !this.sentKeys.has(kid)) {
-        this.sentKeys.add(kid);
-        newKeys.push([kid, key]);
-      }
+    for (const [kid, key] of keys) {
+      if (this.sentKeys.has(kid)) continue;
+      this.sentKeys.add(kid);
+      newKeys.push([kid, key]);
     }
     worker.ref();
-    worker.postMessage([newKeys, jobs] satisfies SignBatch);
+    worker.postMessage([newKeys, this.keysToForget(keys), jobs] satisfies SignBatch);
+  }
+
+  /** The oldest keys past the bound that this batch does not use; a later job for one sends it again. */
+  private keysToForget(inUse: Map<string, CryptoKey>): string[] {
+    const forget: string[] = [];
+    for (const kid of this.sentKeys) {
+      if (this.sentKeys.size <= MAX_THREAD_KEYS) break;
+      if (inUse.has(kid)) continue;
+      this.sentKeys.delete(kid);
+      forget.push(kid);
+    }
+    return forget;
+  }
+
+  /** How many private keys the current signing thread holds (for tests and diagnostics). */
+  get threadKeyCount(): number {
+    return this.sentKeys.size;
   }
 
   private thread(): Worker {
@@ -110,6 +135,7 @@ export class JwsSigner {
     if (this.worker !== worker) return;
     this.worker = undefined;
     this.queued = [];
+    this.queuedKeys = new Map();
     const failed = [...this.pending.values()];
     this.pending.clear();
     for (const pending of failed) pending.reject(err);

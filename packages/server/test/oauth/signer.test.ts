@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compactVerify, generateKeyPair } from 'jose';
-import { JwsSigner } from '../../src/oauth/signer.ts';
+import { JwsSigner, MAX_THREAD_KEYS } from '../../src/oauth/signer.ts';
 import { basic, createProjectFixture } from '../support/fixtures.ts';
 import { NO_FAILURE_LIMITS, token } from '../support/oauth-flows.ts';
 import { startServer } from '../support/server.ts';
@@ -45,6 +45,24 @@ test('a new kid (a rotation) signs with its own key from its first token', async
     await compactVerify(b as string, second.publicKey);
     await compactVerify(c as string, first.publicKey);
     await assert.rejects(compactVerify(b as string, first.publicKey));
+  } finally {
+    await signer.close();
+  }
+});
+
+test('a thread holds a bounded number of keys; a forgotten key travels again when it signs', async () => {
+  const signer = new JwsSigner();
+  try {
+    const pairs = await Promise.all(Array.from({ length: MAX_THREAD_KEYS + 12 }, es256));
+    // One rotation after another: each kid signs once and is then replaced by the next.
+    for (const [i, pair] of pairs.entries()) {
+      await compactVerify(await signer.sign(header(`k${i}`), `{"n":${i}}`, pair.privateKey), pair.publicKey);
+    }
+    assert.equal(signer.threadKeyCount, MAX_THREAD_KEYS);
+    // k0 was dropped long ago: the thread must be sent it again rather than fail "no private key".
+    const first = pairs[0] as (typeof pairs)[number];
+    await compactVerify(await signer.sign(header('k0'), '{"again":true}', first.privateKey), first.publicKey);
+    assert.equal(signer.threadKeyCount, MAX_THREAD_KEYS);
   } finally {
     await signer.close();
   }
