@@ -10,8 +10,8 @@
  * Plain JavaScript (type-checked through JSDoc) for the same reason as storage/pglite/worker.js: a
  * TypeScript loader in this thread would cost a module-loader isolate for one small file.
  *
- * In:  `[[kid, CryptoKey][], kid[], [id, kid, header, payloadJson][]]` (keys this thread has not had
- *      yet, kids it may drop — the request thread bounds what a thread holds —, jobs)
+ * In:  `[[kid, CryptoKey][], kid[], [id, kid, header, payloadJson][]]`: keys this thread has not had
+ *      yet, kids to drop (the request thread keeps a thread at MAX_THREAD_KEYS keys), then the jobs.
  * Out: `[id, token][]` or `[id, null, message][]`, one message per batch, in any order.
  */
 import { parentPort } from 'node:worker_threads';
