@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Reference, Resource } from '../model/types.ts';
+import { timeOrderedId } from '../storage/ids.ts';
 import { isUuid } from '../storage/resources.ts';
 
 /**
@@ -149,7 +149,7 @@ export function toAuditRecord(input: AuditInput): AuditRecord {
   const time = input.time instanceof Date && !Number.isNaN(input.time.getTime()) ? input.time : new Date();
   const reason = typeof input.reason === 'string' && input.reason.length > 0 ? cleanReason(input.reason) : '';
   return {
-    id: randomUUID(),
+    id: timeOrderedId(),
     recorded: time.toISOString(),
     action: input.action,
     outcome: OUTCOME_CODES[input.outcome] ?? 4,

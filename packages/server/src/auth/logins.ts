@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { digest, randomSecret } from '../crypto/digest.ts';
 import type { InvalidationBus } from '../services/invalidation.ts';
 import { TtlCache } from '../services/ttl-cache.ts';
 import { Batcher } from '../storage/batcher.ts';
 import type { Db, Queryable } from '../storage/db.ts';
+import { timeOrderedId } from '../storage/ids.ts';
 import { isUuid } from '../storage/resources.ts';
 
 export type AuthMethod = 'password' | 'external' | 'exchange' | 'client_credentials';
@@ -231,7 +231,7 @@ export class LoginStore {
   ): Promise<{ login: LoginRecord; code: string | undefined }> {
     const code = options.withCode ? randomSecret(32) : undefined;
     const row: LoginInsert = {
-      id: options.id ?? randomUUID(),
+      id: options.id ?? timeOrderedId(),
       user_ref: input.userRef,
       membership_id: input.membershipId ?? null,
       project_id: input.projectId ?? null,

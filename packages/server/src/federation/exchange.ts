@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import type { ClientIdentity } from '../oauth/client-auth.ts';
@@ -8,6 +7,7 @@ import { refreshTokenLifetime } from '../oauth/lifetimes.ts';
 import { grantableScope } from '../oauth/scope.ts';
 import type { Services } from '../services/container.ts';
 import { TtlCache } from '../services/ttl-cache.ts';
+import { timeOrderedId } from '../storage/ids.ts';
 import { readClaims } from './claims.ts';
 import { mapIdentity } from './mapping.ts';
 import {
@@ -157,7 +157,7 @@ export class TokenExchange {
     const scope = grantableScope(request.scope);
     // Tokens are signed for a login id chosen here, then the login and its refresh token are written
     // in one statement: one database round trip per exchange.
-    const loginId = randomUUID();
+    const loginId = timeOrderedId();
     const issued = await issueTokens(this.services, {
       loginId,
       userRef: membership.user.reference,

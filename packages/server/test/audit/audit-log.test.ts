@@ -103,6 +103,30 @@ for (const engine of ENGINES) {
       await audit.close();
     });
 
+    test('event ids are time-ordered (UUIDv7): the primary key grows in the order events were recorded', async () => {
+      const audit = new AuditLog(new AuditStore(database.db), { logger: capture() });
+      // Reasons carry the order of the record() calls; several land in the same millisecond.
+      for (let i = 0; i < 500; i++) {
+        audit.record({
+          action: 'refresh',
+          outcome: 'minor-failure',
+          reason: `n${String(i).padStart(3, '0')}`,
+        });
+      }
+      await audit.flush();
+      const rows = await database.db.query<{ id: string; reason: string }>(
+        'SELECT id::text AS id, reason FROM audit_event ORDER BY id',
+      );
+      assert.equal(rows.length, 500);
+      assert.deepEqual(
+        rows.map((r) => r.reason),
+        Array.from({ length: 500 }, (_, i) => `n${String(i).padStart(3, '0')}`),
+      );
+      for (const { id } of rows)
+        assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      await audit.close();
+    });
+
     test('every action is rendered with its DICOM type and standard subtype', async () => {
       const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
       const expected: Record<string, { type: string; standard?: string }> = {
