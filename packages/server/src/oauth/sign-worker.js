@@ -1,11 +1,17 @@
 // @ts-check
 /**
- * The signing thread (oauth/signer.ts): jose signs every JWT fedhir issues here, off the event
- * loop. Node 20's WebCrypto spends ~25–40 µs of JavaScript per signature before and after the
- * thread-pool job (WebIDL conversion of the algorithm, key checks, the job's dispatch and promise),
- * plus jose's own header and base64url work; on the request thread that was a fifth of a
- * client_credentials token's CPU (docs/performance.md). The request thread now pays one message
- * per batch of signatures.
+ * The signing thread (oauth/signer.ts): every JWT fedhir issues is signed here, off the event loop.
+ *
+ * Two libraries, chosen by algorithm, because the two costs differ by an order of magnitude:
+ * - ES256 (every access token): fast-jwt, which signs synchronously with node:crypto on this thread.
+ *   The P-256 signature itself is ~40–50 µs; Node 20's WebCrypto adds ~50 µs of JavaScript and a
+ *   thread-pool hop around it (WebIDL conversion of the algorithm, key checks, the job's dispatch and
+ *   promise), which jose v6 cannot avoid since it signs only through WebCrypto. With jose here a
+ *   client_credentials token cost ~120 µs of CPU to sign; with fast-jwt ~60 (docs/performance.md).
+ * - RS256 (ID tokens by default, for Medplum's clients): jose through WebCrypto. An RSA-2048
+ *   signature is ~0.5 ms; on the thread pool several run at once on every core, where a synchronous
+ *   signer would queue them all on this one thread.
+ * fast-jwt only signs here; every verification stays with jose (oauth/tokens.ts, federation/).
  *
  * Plain JavaScript (type-checked through JSDoc) for the same reason as storage/pglite/worker.js: a
  * TypeScript loader in this thread would cost a module-loader isolate for one small file.
@@ -14,25 +20,75 @@
  *      yet, kids to drop (the request thread keeps a thread at MAX_THREAD_KEYS keys), then the jobs.
  * Out: `[id, token][]` or `[id, null, message][]`, one message per batch, in any order.
  */
+import { KeyObject } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
+import { createSigner } from 'fast-jwt';
 import { CompactSign } from 'jose';
 
 /** @typedef {import('./signer.ts').SignBatch} SignBatch */
 /** @typedef {import('./signer.ts').SignResult} SignResult */
+/** @typedef {(payload: Record<string, unknown>) => string} SyncSigner */
 
 if (!parentPort) throw new Error('oauth/sign-worker.js runs as a worker thread');
 const port = parentPort;
 const utf8 = new TextEncoder();
-/** @type {Map<string, CryptoKey>} kid → private key, sent once by the request thread */
+
+/**
+ * What this thread holds for one kid: the private key, and for ES256 the synchronous signers made
+ * from it (fast-jwt fixes the header and its options when a signer is created; the PEM is parsed once).
+ * @typedef {{ key: CryptoKey, pem: string | undefined, signers: Map<string, SyncSigner> }} HeldKey
+ */
+/** @type {Map<string, HeldKey>} kid → key, sent once by the request thread */
 const keys = new Map();
 
-/** @param {SignBatch[2][number]} job @returns {Promise<SignResult>} */
-async function sign([id, kid, header, payloadJson]) {
-  const key = keys.get(kid);
-  if (!key) return [id, null, `no private key for kid ${kid}`];
+/**
+ * fast-jwt signs its own copy of the claims, and only two of its defaults touch them: without
+ * `noTimestamp` it writes `iat` (a payload's own `iat` wins), with it it writes none (and drops the
+ * payload's). So a payload with an `iat` gets the first kind of signer and one without gets the
+ * second: either way the token carries exactly the claims it was given. No `expiresIn`/`notBefore`
+ * option is set, so `exp` and `nbf` are the payload's.
+ * @param {HeldKey} held @param {string} kid @param {string} typ @param {boolean} hasIat
+ * @returns {SyncSigner}
+ */
+function es256Signer(held, kid, typ, hasIat) {
+  const cacheKey = `${hasIat ? 'iat' : 'no-iat'} ${typ}`;
+  let signer = held.signers.get(cacheKey);
+  if (!signer) {
+    held.pem ??= /** @type {string} */ (KeyObject.from(held.key).export({ format: 'pem', type: 'pkcs8' }));
+    signer = createSigner({
+      key: held.pem,
+      algorithm: 'ES256',
+      kid,
+      header: { alg: 'ES256', typ },
+      noTimestamp: !hasIat,
+    });
+    held.signers.set(cacheKey, signer);
+  }
+  return signer;
+}
+
+/** fast-jwt writes exactly these header parameters; any other header goes to jose. @param {object} header */
+function onlyAlgTypKid(header) {
+  for (const name in header) if (name !== 'alg' && name !== 'typ' && name !== 'kid') return false;
+  return true;
+}
+
+/** @param {SignBatch[2][number]} job @returns {SignResult | Promise<SignResult>} */
+function sign([id, kid, header, payloadJson]) {
+  const held = keys.get(kid);
+  if (!held) return [id, null, `no private key for kid ${kid}`];
   try {
-    const token = await new CompactSign(utf8.encode(payloadJson)).setProtectedHeader(header).sign(key);
-    return [id, token];
+    if (header.alg === 'ES256' && held.key.algorithm.name === 'ECDSA' && onlyAlgTypKid(header)) {
+      const claims = JSON.parse(payloadJson);
+      return [id, es256Signer(held, kid, header.typ ?? 'JWT', claims.iat !== undefined)(claims)];
+    }
+    return new CompactSign(utf8.encode(payloadJson))
+      .setProtectedHeader(header)
+      .sign(held.key)
+      .then(
+        (token) => /** @type {SignResult} */ ([id, token]),
+        (err) => /** @type {SignResult} */ ([id, null, err instanceof Error ? err.message : String(err)]),
+      );
   } catch (err) {
     return [id, null, err instanceof Error ? err.message : String(err)];
   }
@@ -40,6 +96,6 @@ async function sign([id, kid, header, payloadJson]) {
 
 port.on('message', async (/** @type {SignBatch} */ [newKeys, forget, jobs]) => {
   for (const kid of forget) keys.delete(kid);
-  for (const [kid, key] of newKeys) keys.set(kid, key);
+  for (const [kid, key] of newKeys) keys.set(kid, { key, pem: undefined, signers: new Map() });
   port.postMessage(await Promise.all(jobs.map(sign)));
 });

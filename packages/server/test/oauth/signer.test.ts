@@ -31,6 +31,58 @@ test('concurrent signatures share a message and each verifies with its own paylo
   }
 });
 
+test('ES256 tokens carry exactly the claims and header given (iat, nbf, exp kept; none added)', async () => {
+  const signer = new JwsSigner();
+  try {
+    const { privateKey, publicKey } = await es256();
+    const now = Math.floor(Date.now() / 1000);
+    const claims = [
+      {
+        iss: 'https://fedhir.test/',
+        sub: 'ClientApplication/1',
+        iat: now - 100,
+        nbf: now - 100,
+        exp: now + 60,
+        jti: 'a',
+      },
+      {
+        sub: 'no-iat',
+        exp: now + 60,
+        scope: 'openid',
+        nested: { list: [1, 'two', null] },
+        text: 'é "q" \u2028',
+      },
+      { sub: 'only-sub' },
+    ].map((c) => JSON.stringify(c));
+    const tokens = await Promise.all(claims.map((c) => signer.sign(header('k1'), c, privateKey)));
+    for (const [i, token] of tokens.entries()) {
+      const { payload, protectedHeader } = await compactVerify(token, publicKey);
+      assert.equal(new TextDecoder().decode(payload), claims[i], 'the signed JSON is the JSON given');
+      assert.deepEqual(Object.keys(protectedHeader).sort(), ['alg', 'kid', 'typ']);
+      assert.deepEqual(protectedHeader, header('k1'));
+    }
+  } finally {
+    await signer.close();
+  }
+});
+
+test('RS256 and headers with more parameters sign too (through jose), with the header given', async () => {
+  const signer = new JwsSigner();
+  try {
+    const rsa = await generateKeyPair('RS256');
+    const idHeader = { alg: 'RS256', typ: 'JWT', kid: 'r1' };
+    const idToken = await signer.sign(idHeader, '{"sub":"u","iat":1}', rsa.privateKey);
+    const verified = await compactVerify(idToken, rsa.publicKey);
+    assert.deepEqual(verified.protectedHeader, idHeader);
+    const ec = await es256();
+    const withCty = { alg: 'ES256', typ: 'at+jwt', kid: 'k2', cty: 'json' };
+    const token = await signer.sign(withCty, '{"sub":"v"}', ec.privateKey);
+    assert.deepEqual((await compactVerify(token, ec.publicKey)).protectedHeader, withCty);
+  } finally {
+    await signer.close();
+  }
+});
+
 test('a new kid (a rotation) signs with its own key from its first token', async () => {
   const signer = new JwsSigner();
   try {
