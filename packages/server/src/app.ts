@@ -11,6 +11,7 @@ import { registerCors } from './http/cors.ts';
 import { errorHandler, surfaceOf } from './http/error-handler.ts';
 import { registerHealth } from './http/health.ts';
 import { loggerOptions } from './http/logger.ts';
+import { deferredChildLogger } from './http/request-logger.ts';
 import { registerAuthorize } from './oauth/authorize/routes.ts';
 import { registerDiscovery } from './oauth/discovery.ts';
 import { registerSessionEndpoints } from './oauth/session-endpoints.ts';
@@ -36,10 +37,10 @@ export async function buildApp(services: Services, options: BuildOptions = {}): 
   const { config } = services;
   const app = Fastify({
     ...(options.logger === undefined || options.logger === true
-      ? { logger: loggerOptions(config.logLevel) }
+      ? { logger: loggerOptions(config.logLevel), childLoggerFactory: deferredChildLogger }
       : options.logger === false
         ? { logger: false }
-        : { loggerInstance: options.logger }),
+        : { loggerInstance: options.logger, childLoggerFactory: deferredChildLogger }),
     bodyLimit: config.bodyLimit,
     trustProxy: config.trustProxy,
     // RB-03: bound what a request may carry before any handler runs.

@@ -53,12 +53,15 @@ export async function attempt<T>(
   }
   try {
     const result = await run();
+    const who = describe(result);
     services.audit.record({
       action: context.action,
       outcome: 'success',
       ip: context.ip,
-      ...(context.clientId ? { clientId: context.clientId } : {}),
-      ...describe(result),
+      clientId: context.clientId,
+      userId: who.userId,
+      loginId: who.loginId,
+      projectId: who.projectId,
     });
     return result;
   } catch (err) {
@@ -68,7 +71,7 @@ export async function attempt<T>(
       outcome: 'minor-failure',
       reason: reasonOf(err),
       ip: context.ip,
-      ...(context.clientId ? { clientId: context.clientId } : {}),
+      clientId: context.clientId,
     });
     throw err;
   }

@@ -128,7 +128,8 @@ export function errorHandler(err: FastifyError, request: FastifyRequest, reply: 
       request.log.error({ err }, 'signing unavailable');
       httpError = new ServiceUnavailable('Signing unavailable, try again');
     } else if (isStorageDown(err)) {
-      request.log.warn({ code: (err as { code?: string }).code }, 'storage unavailable');
+      // Not `code`: that name is redacted (an authorization code travels under it, http/logger.ts).
+      request.log.warn({ errorCode: (err as { code?: string }).code }, 'storage unavailable');
       httpError = new ServiceUnavailable('Storage unavailable');
     } else {
       // The log gets the error; the caller never sees a stack, SQL or internal URL (RB-14).

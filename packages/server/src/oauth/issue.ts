@@ -73,7 +73,7 @@ export async function issueTokens(services: Services, input: IssueInput): Promis
     {
       sub: subjectId,
       login_id: input.loginId,
-      ...(input.client ? { client_id: input.client.id } : {}),
+      client_id: input.client?.id,
       profile: input.membership.profile.reference,
       scope: input.scope,
       username: subjectId,

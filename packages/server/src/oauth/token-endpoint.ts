@@ -70,7 +70,8 @@ function registerRoutes(app: FastifyInstance, services: Services): void {
         return grant.handle({ services, params, identity, ip: request.ip });
       },
       ({ response, issuedTo }) => ({
-        ...issuedTo,
+        userId: issuedTo.userId,
+        loginId: issuedTo.loginId,
         projectId: response.project.reference.replace('Project/', ''),
       }),
     );

@@ -74,14 +74,22 @@ export class TokenService {
   ): Promise<IssuedAccessToken> {
     const key = this.keys.signingKey('ES256');
     const now = Math.floor(Date.now() / 1000);
+    // Every claim named, none spread in: a spread followed by more properties leaves V8 a
+    // dictionary-mode object (~2.6 KB a token against ~0.1 KB, docs/performance.md). Claims left
+    // undefined are not in the JSON.
     const full: AccessTokenClaims = {
-      ...claims,
       iss: this.issuer,
+      sub: claims.sub,
       aud: this.issuer,
+      exp: now + lifetimeSeconds,
       iat: now,
       nbf: now,
-      exp: now + lifetimeSeconds,
       jti: randomUUID(),
+      login_id: claims.login_id,
+      client_id: claims.client_id,
+      profile: claims.profile,
+      scope: claims.scope,
+      username: claims.username,
     };
     const token = await this.signJwt(full, { alg: 'ES256', typ: 'at+jwt', kid: key.kid }, key.privateKey);
     return { token, expiresIn: lifetimeSeconds, claims: full };
