@@ -41,7 +41,13 @@ const CONNECTIONS = 50;
 const SETUP_TIMEOUT_MS = 180_000;
 const HOOK_TIMEOUT_MS = 30_000;
 
-/** Order in which the references run inside a round (cases with a reference follow, in file order). */
+/**
+ * Order of the references inside a round. Each reference is followed at once by the cases measured
+ * against it (in file order), so a case and its reference run seconds apart, not minutes: the
+ * machine's speed drifts under sustained load (docs/performance.md, 2026-12-04: with the PGlite
+ * ceilings' 50 s of two-core RSA work between them, client_credentials cost 15–20 % more CPU per
+ * token than right after its references, which did not see that load).
+ */
 const REFERENCE_ORDER = [
   SIGN_CEILING,
   'peer client_credentials',
@@ -151,10 +157,14 @@ function select(all: Discovered[], wanted: string | undefined): Discovered[] {
       if (ref && !names.has(ref.def.name)) queue.push(ref);
     }
   }
-  const rank = (d: Discovered) => {
-    const i = REFERENCE_ORDER.indexOf(d.def.name);
-    return d.def.reference ? 1000 + all.indexOf(d) : i >= 0 ? i : 100 + all.indexOf(d);
+  // A reference ranks by REFERENCE_ORDER (others after those); a case right after its reference.
+  const referenceRank = (name: string) => {
+    const i = REFERENCE_ORDER.indexOf(name);
+    const other = all.findIndex((x) => x.def.name === name);
+    return (i >= 0 ? i : REFERENCE_ORDER.length + Math.max(other, 0)) * 1000;
   };
+  const rank = (d: Discovered) =>
+    d.def.reference ? referenceRank(d.def.reference) + 1 + all.indexOf(d) : referenceRank(d.def.name);
   return all.filter((d) => names.has(d.def.name)).sort((a, b) => rank(a) - rank(b));
 }
 
@@ -288,7 +298,7 @@ try {
     }
   }
 
-  // Rounds: each round runs every case once, references first.
+  // Rounds: each round runs every case once, each reference followed by its cases.
   await runRounds(
     rounds,
     prepared,

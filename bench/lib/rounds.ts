@@ -1,7 +1,7 @@
 /**
- * Rounds: every round runs every case once, in order (references first), so that the noise of this
- * shared 2-core machine hits a case and its reference alike; then each figure is summarised as the
- * median of the rounds with its min and max.
+ * Rounds: every round runs every case once, in order (each reference just before its cases), so
+ * that the noise of this shared 2-core machine hits a case and its reference alike; then each figure
+ * is summarised as the median of the rounds with its min and max.
  */
 
 export interface Spread {
