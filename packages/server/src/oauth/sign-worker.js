@@ -35,8 +35,9 @@ const utf8 = new TextEncoder();
 
 /**
  * What this thread holds for one kid: the private key, and for ES256 the synchronous signers made
- * from it (fast-jwt fixes the header and its options when a signer is created; the PEM is parsed once).
- * @typedef {{ key: CryptoKey, pem: string | undefined, signers: Map<string, SyncSigner> }} HeldKey
+ * from it (fast-jwt fixes the header and its options when a signer is created, and keeps the key as
+ * a node:crypto KeyObject).
+ * @typedef {{ key: CryptoKey, signers: Map<string, SyncSigner> }} HeldKey
  */
 /** @type {Map<string, HeldKey>} kid → key, sent once by the request thread */
 const keys = new Map();
@@ -54,9 +55,11 @@ function es256Signer(held, kid, typ, hasIat) {
   const cacheKey = `${hasIat ? 'iat' : 'no-iat'} ${typ}`;
   let signer = held.signers.get(cacheKey);
   if (!signer) {
-    held.pem ??= /** @type {string} */ (KeyObject.from(held.key).export({ format: 'pem', type: 'pkcs8' }));
+    // fast-jwt takes key material, not a KeyObject: a PKCS#8 PEM made here, parsed by createSigner
+    // into its own KeyObject and then dropped (a few per key: one per typ and iat variant).
+    const pem = /** @type {string} */ (KeyObject.from(held.key).export({ format: 'pem', type: 'pkcs8' }));
     signer = createSigner({
-      key: held.pem,
+      key: pem,
       algorithm: 'ES256',
       kid,
       header: { alg: 'ES256', typ },
@@ -96,6 +99,6 @@ function sign([id, kid, header, payloadJson]) {
 
 port.on('message', async (/** @type {SignBatch} */ [newKeys, forget, jobs]) => {
   for (const kid of forget) keys.delete(kid);
-  for (const [kid, key] of newKeys) keys.set(kid, { key, pem: undefined, signers: new Map() });
+  for (const [kid, key] of newKeys) keys.set(kid, { key, signers: new Map() });
   port.postMessage(await Promise.all(jobs.map(sign)));
 });

@@ -28,10 +28,10 @@ interface Pending {
 }
 
 /**
- * Signs JWS compact serialisations (RFC 7515 §7.1) with jose on a thread of their own
- * (`sign-worker.js`): the request thread hands over the header and the claims' JSON and gets the
- * token back. Signatures requested in the same turn of the event loop travel as one message each
- * way, so under load a batch costs the request thread about what a single one does.
+ * Signs JWS compact serialisations (RFC 7515 §7.1) on a thread of their own (`sign-worker.js`:
+ * fast-jwt for ES256, jose for RS256): the request thread hands over the header and the claims'
+ * JSON and gets the token back. Signatures requested in the same turn of the event loop travel as
+ * one message each way, so under load a batch costs the request thread about what a single one does.
  *
  * The thread starts at the first signature and is started again after a crash (the signatures in
  * flight then fail with {@link SigningUnavailable}, answered 503; the next ones succeed). It holds
