@@ -58,6 +58,13 @@ export async function spawnServer(file: string, opts: SpawnOptions = {}): Promis
   const [profDir, profName] = (process.env.BENCH_CPU_PROF ?? '').split(':');
   const profile =
     profDir && (!profName || profName === name) ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  // BENCH_HEAP_PROF=<dir>[:<name>]: the same for allocations (lib/heap-profile.mjs), collected objects
+  // included — how the bytes allocated per token in docs/performance.md are measured.
+  const [heapDir, heapName] = (process.env.BENCH_HEAP_PROF ?? '').split(':');
+  if (heapDir && (!heapName || heapName === name)) {
+    profile.push('--import', path.join(import.meta.dirname, 'heap-profile.mjs'));
+    env.BENCH_HEAP_PROF_DIR = path.resolve(heapDir);
+  }
   // TypeScript through the loader; built JavaScript (the fedhir server's dist/) as it is.
   const loader = file.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const proc = spawn(
