@@ -210,6 +210,9 @@ describe('FailureLimiter when Redis is unavailable', () => {
       redis,
       syncIntervalMs: 20,
       logger: { warn: (_obj, msg) => warnings.push(msg) },
+      // Frozen mid-window: on the wall clock a minute boundary inside the test's 300 ms would roll
+      // the window, and right after a roll the weighted estimate (3 × ~0.99) is under the limit.
+      now: fakeClock().now,
     });
     try {
       const keys = [ipKey('192.0.2.9'), clientKey('down')];
@@ -255,6 +258,7 @@ describe('FailureLimiter when Redis is unavailable', () => {
       redis,
       syncIntervalMs: 60_000,
       syncTimeoutMs: 100,
+      now: fakeClock().now, // frozen mid-window, as above
     });
     try {
       const keys = [clientKey('hung')];
