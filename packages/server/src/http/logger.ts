@@ -2,7 +2,7 @@ import type { FastifyServerOptions } from 'fastify';
 import type { LogLevel } from '../config.ts';
 
 /** Field names whose values are secrets wherever they appear in a logged object. */
-const SECRET_FIELDS = [
+export const SECRET_FIELDS = [
   'password',
   'secret',
   'clientSecret',

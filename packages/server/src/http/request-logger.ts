@@ -22,7 +22,8 @@ class DeferredChildLogger implements FastifyBaseLogger {
     private readonly bindings: Bindings,
   ) {}
 
-  private get child_(): FastifyBaseLogger {
+  /** pino's child for these bindings, made at the first call. */
+  private materialized(): FastifyBaseLogger {
     this.made ??= this.parent.child(this.bindings);
     return this.made;
   }
@@ -32,12 +33,12 @@ class DeferredChildLogger implements FastifyBaseLogger {
   }
 
   set level(level: string) {
-    this.child_.level = level;
+    this.materialized().level = level;
   }
 
   private log(level: Level, args: unknown[]): void {
     if (!this.made && !this.parent.isLevelEnabled(level)) return;
-    (this.child_[level] as (...a: unknown[]) => void)(...args);
+    (this.materialized()[level] as (...a: unknown[]) => void)(...args);
   }
 
   // Methods on the prototype, not arrow fields: seven closures a request would cost what this saves.
@@ -62,7 +63,7 @@ class DeferredChildLogger implements FastifyBaseLogger {
   silent(): void {}
 
   child(bindings: Bindings, options?: ChildOptions): FastifyBaseLogger {
-    return this.child_.child(bindings, options);
+    return this.materialized().child(bindings, options);
   }
 }
 

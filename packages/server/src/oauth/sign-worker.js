@@ -36,8 +36,8 @@ const utf8 = new TextEncoder();
 /**
  * What this thread holds for one kid: the private key, and for ES256 the synchronous signers made
  * from it (fast-jwt fixes the header and its options when a signer is created, and keeps the key as
- * a node:crypto KeyObject).
- * @typedef {{ key: CryptoKey, signers: Map<string, SyncSigner> }} HeldKey
+ * a node:crypto KeyObject): by `typ`, one map for payloads with an `iat` and one for those without.
+ * @typedef {{ key: CryptoKey, withIat: Map<string, SyncSigner>, withoutIat: Map<string, SyncSigner> }} HeldKey
  */
 /** @type {Map<string, HeldKey>} kid → key, sent once by the request thread */
 const keys = new Map();
@@ -52,8 +52,8 @@ const keys = new Map();
  * @returns {SyncSigner}
  */
 function es256Signer(held, kid, typ, hasIat) {
-  const cacheKey = `${hasIat ? 'iat' : 'no-iat'} ${typ}`;
-  let signer = held.signers.get(cacheKey);
+  const signers = hasIat ? held.withIat : held.withoutIat;
+  let signer = signers.get(typ);
   if (!signer) {
     // fast-jwt takes key material, not a KeyObject: a PKCS#8 PEM made here, parsed by createSigner
     // into its own KeyObject and then dropped (a few per key: one per typ and iat variant).
@@ -65,7 +65,7 @@ function es256Signer(held, kid, typ, hasIat) {
       header: { alg: 'ES256', typ },
       noTimestamp: !hasIat,
     });
-    held.signers.set(cacheKey, signer);
+    signers.set(typ, signer);
   }
   return signer;
 }
@@ -99,6 +99,6 @@ function sign([id, kid, header, payloadJson]) {
 
 port.on('message', async (/** @type {SignBatch} */ [newKeys, forget, jobs]) => {
   for (const kid of forget) keys.delete(kid);
-  for (const [kid, key] of newKeys) keys.set(kid, { key, signers: new Map() });
+  for (const [kid, key] of newKeys) keys.set(kid, { key, withIat: new Map(), withoutIat: new Map() });
   port.postMessage(await Promise.all(jobs.map(sign)));
 });

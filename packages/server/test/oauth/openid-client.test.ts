@@ -55,10 +55,30 @@ describe('openid-client v6 against fedhir', () => {
       assert.equal(typeof tokens.access_token, 'string');
       assert.equal(tokens.refresh_token, undefined);
       assert.equal(tokens.id_token, undefined);
-      const claims = jwtParts(tokens.access_token).payload;
+      const { header, payload: claims } = jwtParts(tokens.access_token);
       assert.equal(claims.sub, fx.client.id);
       assert.equal(claims.client_id, fx.client.id);
       assert.equal(claims.iss, server.baseUrl);
+      // protocol.md §5: exactly RFC 9068's header and the listed claims, none more, none missing.
+      assert.deepEqual(Object.keys(header).sort(), ['alg', 'kid', 'typ']);
+      assert.deepEqual([header.alg, header.typ], ['ES256', 'at+jwt']);
+      assert.deepEqual(Object.keys(claims).sort(), [
+        'aud',
+        'client_id',
+        'exp',
+        'iat',
+        'iss',
+        'jti',
+        'login_id',
+        'nbf',
+        'profile',
+        'scope',
+        'sub',
+        'username',
+      ]);
+      assert.equal(claims.aud, server.baseUrl);
+      assert.ok(Number.isSafeInteger(claims.iat) && claims.nbf === claims.iat);
+      assert.ok(Number(claims.exp) - Number(claims.iat) >= 300, 'lifetime over 5 min');
     }
   });
 
