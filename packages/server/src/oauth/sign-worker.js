@@ -18,10 +18,11 @@
  *
  * In:  `[[kid, CryptoKey][], kid[], [id, kid, header, payloadJson][]]`: keys this thread has not had
  *      yet, kids to drop (the request thread keeps a thread at MAX_THREAD_KEYS keys), then the jobs.
- * Out: `[id, token][]` or `[id, null, message][]`, one message per batch, in any order.
+ * Out: `[id, token][]` or `[id, null, message][]`, at most `resultsPerMessage` per message,
+ *      in any order.
  */
 import { KeyObject } from 'node:crypto';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { createSigner } from 'fast-jwt';
 import { CompactSign } from 'jose';
 
@@ -97,8 +98,38 @@ function sign([id, kid, header, payloadJson]) {
   }
 }
 
-port.on('message', async (/** @type {SignBatch} */ [newKeys, forget, jobs]) => {
+/** Most results in one message back (signer.ts RESULTS_PER_MESSAGE, which says why). */
+const resultsPerMessage = /** @type {{ resultsPerMessage: number }} */ (workerData).resultsPerMessage;
+
+/** @type {SignResult[]} signed, not yet sent */
+let ready = [];
+let sendScheduled = false;
+
+function send() {
+  sendScheduled = false;
+  if (ready.length === 0) return;
+  port.postMessage(ready);
+  ready = [];
+}
+
+/** @param {SignResult} result */
+function done(result) {
+  ready.push(result);
+  if (ready.length >= resultsPerMessage) send();
+  else if (!sendScheduled) {
+    // RS256 signatures settle one by one on the thread pool: those of one turn share a message.
+    sendScheduled = true;
+    setImmediate(send);
+  }
+}
+
+port.on('message', (/** @type {SignBatch} */ [newKeys, forget, jobs]) => {
   for (const kid of forget) keys.delete(kid);
   for (const [kid, key] of newKeys) keys.set(kid, { key, withIat: new Map(), withoutIat: new Map() });
-  port.postMessage(await Promise.all(jobs.map(sign)));
+  for (const job of jobs) {
+    const result = sign(job);
+    if (result instanceof Promise) result.then(done);
+    else done(result);
+  }
+  send();
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compactVerify, generateKeyPair } from 'jose';
-import { JwsSigner, MAX_THREAD_KEYS } from '../../src/oauth/signer.ts';
+import { JwsSigner, MAX_THREAD_KEYS, RESULTS_PER_MESSAGE } from '../../src/oauth/signer.ts';
 import { basic, createProjectFixture } from '../support/fixtures.ts';
 import { NO_FAILURE_LIMITS, token } from '../support/oauth-flows.ts';
 import { startServer } from '../support/server.ts';
@@ -25,6 +25,25 @@ test('concurrent signatures share a message and each verifies with its own paylo
       const { payload, protectedHeader } = await compactVerify(token, publicKey);
       assert.equal(new TextDecoder().decode(payload), payloads[i]);
       assert.deepEqual(protectedHeader, header('k1'));
+    }
+  } finally {
+    await signer.close();
+  }
+});
+
+test('a batch is answered a few tokens at a time, so its first token does not wait for its last', async () => {
+  const signer = new JwsSigner();
+  try {
+    const { privateKey, publicKey } = await es256();
+    await signer.sign(header('k1'), '{"warm":true}', privateKey);
+    const before = signer.resultMessageCount;
+    // Asked for in one turn: one message to the thread, ceil(24 / RESULTS_PER_MESSAGE) back.
+    const tokens = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => signer.sign(header('k1'), `{"n":${i}}`, privateKey)),
+    );
+    assert.equal(signer.resultMessageCount - before, Math.ceil(24 / RESULTS_PER_MESSAGE));
+    for (const [i, token] of tokens.entries()) {
+      assert.equal(new TextDecoder().decode((await compactVerify(token, publicKey)).payload), `{"n":${i}}`);
     }
   } finally {
     await signer.close();
