@@ -1,17 +1,14 @@
 // @ts-check
 /**
- * The signing thread (oauth/signer.ts): every JWT fedhir issues is signed here, off the event loop.
- *
- * Two libraries, chosen by algorithm, because the two costs differ by an order of magnitude:
- * - ES256 (every access token): fast-jwt, which signs synchronously with node:crypto on this thread.
- *   The P-256 signature itself is ~40–50 µs; Node 20's WebCrypto adds ~50 µs of JavaScript and a
- *   thread-pool hop around it (WebIDL conversion of the algorithm, key checks, the job's dispatch and
- *   promise), which jose v6 cannot avoid since it signs only through WebCrypto. With jose here a
- *   client_credentials token cost ~120 µs of CPU to sign; with fast-jwt ~60 (docs/performance.md).
- * - RS256 (ID tokens by default, for Medplum's clients): jose through WebCrypto. An RSA-2048
- *   signature is ~0.5 ms; on the thread pool several run at once on every core, where a synchronous
- *   signer would queue them all on this one thread.
- * fast-jwt only signs here; every verification stays with jose (oauth/tokens.ts, federation/).
+ * The signing thread (oauth/signer.ts): the ES256 signatures fedhir issues (every access token, and
+ * ES256 ID tokens) are made here, off the event loop, by fast-jwt, which signs synchronously with
+ * node:crypto on this thread. The P-256 signature itself is ~40–50 µs; Node 20's WebCrypto adds
+ * ~50 µs of JavaScript and a thread-pool hop around it (WebIDL conversion of the algorithm, key
+ * checks, the job's dispatch and promise), which jose v6 cannot avoid since it signs only through
+ * WebCrypto. With jose here a client_credentials token cost ~120 µs of CPU to sign; with fast-jwt
+ * ~60 (docs/performance.md). RS256 and any other header stay on the request thread with jose
+ * (signer.ts): WebCrypto already runs those on the thread pool. fast-jwt only signs here; every
+ * verification stays with jose (oauth/tokens.ts, federation/).
  *
  * Plain JavaScript (type-checked through JSDoc) for the same reason as storage/pglite/worker.js: a
  * TypeScript loader in this thread would cost a module-loader isolate for one small file.
@@ -24,7 +21,6 @@
 import { KeyObject } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createSigner } from 'fast-jwt';
-import { CompactSign } from 'jose';
 
 /** @typedef {import('./signer.ts').SignBatch} SignBatch */
 /** @typedef {import('./signer.ts').SignResult} SignResult */
@@ -32,7 +28,6 @@ import { CompactSign } from 'jose';
 
 if (!parentPort) throw new Error('oauth/sign-worker.js runs as a worker thread');
 const port = parentPort;
-const utf8 = new TextEncoder();
 
 /**
  * What this thread holds for one kid: the private key, and for ES256 the synchronous signers made
@@ -71,28 +66,15 @@ function es256Signer(held, kid, typ, hasIat) {
   return signer;
 }
 
-/** fast-jwt writes exactly these header parameters; any other header goes to jose. @param {object} header */
-function onlyAlgTypKid(header) {
-  for (const name in header) if (name !== 'alg' && name !== 'typ' && name !== 'kid') return false;
-  return true;
-}
-
-/** @param {SignBatch[2][number]} job @returns {SignResult | Promise<SignResult>} */
+/** @param {SignBatch[2][number]} job @returns {SignResult} */
 function sign([id, kid, header, payloadJson]) {
   const held = keys.get(kid);
   if (!held) return [id, null, `no private key for kid ${kid}`];
+  // The request thread sends only what fast-jwt signs as given (signer.ts signsOnThread).
+  if (header.alg !== 'ES256' || held.key.algorithm.name !== 'ECDSA') return [id, null, `not an ES256 job`];
   try {
-    if (header.alg === 'ES256' && held.key.algorithm.name === 'ECDSA' && onlyAlgTypKid(header)) {
-      const claims = JSON.parse(payloadJson);
-      return [id, es256Signer(held, kid, header.typ ?? 'JWT', claims.iat !== undefined)(claims)];
-    }
-    return new CompactSign(utf8.encode(payloadJson))
-      .setProtectedHeader(header)
-      .sign(held.key)
-      .then(
-        (token) => /** @type {SignResult} */ ([id, token]),
-        (err) => /** @type {SignResult} */ ([id, null, err instanceof Error ? err.message : String(err)]),
-      );
+    const claims = JSON.parse(payloadJson);
+    return [id, es256Signer(held, kid, header.typ ?? 'JWT', claims.iat !== undefined)(claims)];
   } catch (err) {
     return [id, null, err instanceof Error ? err.message : String(err)];
   }
@@ -103,33 +85,19 @@ const resultsPerMessage = /** @type {{ resultsPerMessage: number }} */ (workerDa
 
 /** @type {SignResult[]} signed, not yet sent */
 let ready = [];
-let sendScheduled = false;
 
 function send() {
-  sendScheduled = false;
   if (ready.length === 0) return;
   port.postMessage(ready);
   ready = [];
-}
-
-/** @param {SignResult} result */
-function done(result) {
-  ready.push(result);
-  if (ready.length >= resultsPerMessage) send();
-  else if (!sendScheduled) {
-    // RS256 signatures settle one by one on the thread pool: those of one turn share a message.
-    sendScheduled = true;
-    setImmediate(send);
-  }
 }
 
 port.on('message', (/** @type {SignBatch} */ [newKeys, forget, jobs]) => {
   for (const kid of forget) keys.delete(kid);
   for (const [kid, key] of newKeys) keys.set(kid, { key, withIat: new Map(), withoutIat: new Map() });
   for (const job of jobs) {
-    const result = sign(job);
-    if (result instanceof Promise) result.then(done);
-    else done(result);
+    ready.push(sign(job));
+    if (ready.length >= resultsPerMessage) send();
   }
   send();
 });

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { JWTHeaderParameters } from 'jose';
+import { CompactSign, type JWTHeaderParameters } from 'jose';
 
 /** One message to the signing thread: keys it has not seen yet, kids it may drop, then the jobs. */
 export type SignBatch = [
@@ -38,10 +38,36 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** The signing thread signs ES256 whose header is exactly what fast-jwt writes: alg, typ, kid. */
+function signsOnThread(header: JWTHeaderParameters, key: CryptoKey): boolean {
+  if (header.alg !== 'ES256' || key.algorithm.name !== 'ECDSA') return false;
+  for (const name in header) if (name !== 'alg' && name !== 'typ' && name !== 'kid') return false;
+  return true;
+}
+
+const utf8 = new TextEncoder();
+
 /**
- * Signs JWS compact serialisations (RFC 7515 §7.1) on a thread of their own (`sign-worker.js`:
- * fast-jwt for ES256, jose for RS256): the request thread hands over the header and the claims'
- * JSON and gets the token back. Signatures requested in the same turn of the event loop travel as
+ * RS256 (ID tokens by default) and any other header: jose, on this thread. WebCrypto runs the RSA
+ * signature (~0.5 ms) on libuv's thread pool, several at once on every core, so a hop to the
+ * signing thread would only add a message each way (and keep jose's promises in a second heap).
+ */
+async function signWithWebCrypto(
+  header: JWTHeaderParameters,
+  payloadJson: string,
+  key: CryptoKey,
+): Promise<string> {
+  try {
+    return await new CompactSign(utf8.encode(payloadJson)).setProtectedHeader(header).sign(key);
+  } catch (err) {
+    throw new SigningUnavailable(`signing failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * Signs JWS compact serialisations (RFC 7515 §7.1): ES256 on a thread of its own (`sign-worker.js`,
+ * fast-jwt), RS256 and other headers here with jose (WebCrypto: the thread pool). For the thread,
+ * the request thread hands over the header and the claims' JSON and gets the token back. Signatures requested in the same turn of the event loop travel as
  * one message, so under load a batch costs the request thread about what a single one does; the
  * tokens come back a few at a time as they are signed ({@link RESULTS_PER_MESSAGE}).
  *
@@ -65,6 +91,7 @@ export class JwsSigner {
 
   sign(header: JWTHeaderParameters & { kid: string }, payloadJson: string, key: CryptoKey): Promise<string> {
     if (this.closed) return Promise.reject(new SigningUnavailable('the signer is closed'));
+    if (!signsOnThread(header, key)) return signWithWebCrypto(header, payloadJson, key);
     const id = this.nextId++;
     this.queuedKeys.set(header.kid, key);
     this.queued.push([id, header.kid, header, payloadJson]);

@@ -116,9 +116,9 @@ export class TokenService {
   }
 
   /**
-   * A JWT (RFC 7519 §7.1) as a JWS in compact serialisation, signed on the signing thread
-   * (signer.ts: fast-jwt for ES256, jose for RS256). The claims are complete and typed when they get
-   * here, so the thread signs their JSON as it is, adding none.
+   * A JWT (RFC 7519 §7.1) as a JWS in compact serialisation, signed by signer.ts (ES256 by fast-jwt
+   * on the signing thread, RS256 by jose through WebCrypto). The claims are complete and typed when
+   * they get here, so their JSON is signed as it is, with none added.
    */
   private signJwt(
     claims: AccessTokenClaims | JWTPayload,
