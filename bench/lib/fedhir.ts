@@ -58,12 +58,21 @@ async function signIn(origin: string, email: string, password: string, projectId
     codeChallenge: challenge,
     codeChallengeMethod: 'S256',
   });
+  let code = login.code;
+  const memberships = login.memberships as { id: string }[] | undefined;
+  if (code === undefined && memberships?.[0]) {
+    // A PostgreSQL database kept from an earlier run (BENCH_DATABASE_URL): the admin is a member of
+    // every project those runs made, so sign-in asks which (protocol.md §2). Any one serves a super
+    // admin, who creates this run's project next.
+    code = (await api(origin, 'POST', '/auth/profile', { login: login.login, profile: memberships[0].id }))
+      .code;
+  }
   const response = await fetch(`${origin}/oauth2/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
       grant_type: 'authorization_code',
-      code: String(login.code),
+      code: String(code),
       code_verifier: verifier,
     }),
     signal: AbortSignal.timeout(30_000),
