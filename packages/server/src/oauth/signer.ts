@@ -67,9 +67,10 @@ async function signWithWebCrypto(
 /**
  * Signs JWS compact serialisations (RFC 7515 §7.1): ES256 on a thread of its own (`sign-worker.js`,
  * fast-jwt), RS256 and other headers here with jose (WebCrypto: the thread pool). For the thread,
- * the request thread hands over the header and the claims' JSON and gets the token back. Signatures requested in the same turn of the event loop travel as
- * one message, so under load a batch costs the request thread about what a single one does; the
- * tokens come back a few at a time as they are signed ({@link RESULTS_PER_MESSAGE}).
+ * the request thread hands over the header and the claims' JSON and gets the token back.
+ * Signatures requested in the same turn of the event loop travel as one message, so under load a
+ * batch costs the request thread about what a single one does; the tokens come back a few at a
+ * time as they are signed ({@link RESULTS_PER_MESSAGE}).
  *
  * The thread starts at the first signature and is started again after a crash (the signatures in
  * flight then fail with {@link SigningUnavailable}, answered 503; the next ones succeed). It holds

@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compactVerify, generateKeyPair } from 'jose';
-import { JwsSigner, MAX_THREAD_KEYS, RESULTS_PER_MESSAGE } from '../../src/oauth/signer.ts';
+import {
+  JwsSigner,
+  MAX_THREAD_KEYS,
+  RESULTS_PER_MESSAGE,
+  SigningUnavailable,
+} from '../../src/oauth/signer.ts';
 import { basic, createProjectFixture } from '../support/fixtures.ts';
 import { NO_FAILURE_LIMITS, token } from '../support/oauth-flows.ts';
 import { startServer } from '../support/server.ts';
@@ -103,6 +108,24 @@ test('RS256 and headers with more parameters sign too (jose, not the thread), wi
     // WebCrypto already signs on the thread pool: neither went through the signing thread.
     assert.equal(signer.resultMessageCount, 0);
     assert.equal(signer.threadKeyCount, 0);
+  } finally {
+    await signer.close();
+  }
+});
+
+test('a key that cannot make the signature asked for fails as SigningUnavailable (503), not a raw error', async () => {
+  const signer = new JwsSigner();
+  try {
+    // An RSA key under an ES256 header: not the thread's job, so jose refuses it on this thread.
+    const rsa = await generateKeyPair('RS256');
+    await assert.rejects(signer.sign(header('k9'), '{"sub":"w"}', rsa.privateKey), SigningUnavailable);
+    // An EC key under RS256.
+    const ec = await es256();
+    await assert.rejects(
+      signer.sign({ alg: 'RS256', typ: 'JWT', kid: 'k9' }, '{"sub":"w"}', ec.privateKey),
+      SigningUnavailable,
+    );
+    assert.equal(signer.resultMessageCount, 0);
   } finally {
     await signer.close();
   }
