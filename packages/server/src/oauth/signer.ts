@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { CompactSign, type JWTHeaderParameters } from 'jose';
+import { workerResourceLimits } from '../services/worker-heap.ts';
 
 /** One message to the signing thread: keys it has not seen yet, kids it may drop, then the jobs. */
 export type SignBatch = [
@@ -149,7 +150,7 @@ export class JwsSigner {
     const worker = new Worker(new URL('./sign-worker.js', import.meta.url), {
       workerData: { resultsPerMessage: RESULTS_PER_MESSAGE },
       // A few hundred bytes of state; bounded so a fault cannot grow it unnoticed.
-      resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 },
+      resourceLimits: workerResourceLimits({ maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 }),
     });
     worker.on('message', (results: SignResult[]) => this.settle(results));
     worker.on('error', (err) =>

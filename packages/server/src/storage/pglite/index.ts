@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
+import { workerResourceLimits } from '../../services/worker-heap.ts';
 import type { Db, Queryable } from '../db.ts';
 import { deserializeError, type Reply, type Request, type Started, type WorkerOptions } from './protocol.ts';
 
@@ -10,7 +11,13 @@ import { deserializeError, type Reply, type Request, type Started, type WorkerOp
 type Outgoing = Request extends infer R ? (R extends Request ? Omit<R, 'id'> : never) : never;
 
 function startWorker(workerData: WorkerOptions): Worker {
-  return new Worker(new URL('./worker.js', import.meta.url), { workerData });
+  return new Worker(new URL('./worker.js', import.meta.url), {
+    workerData,
+    // What the thread allocates per statement (the message, PGlite's result buffers and rows) dies
+    // before the next one: a 4 MB new space (2 MB semi-spaces) serves it, where V8's would grow
+    // to 16 MB under load. No old-generation limit: the engine's own heap is WASM memory, not V8's.
+    resourceLimits: workerResourceLimits({ maxYoungGenerationSizeMb: 6 }),
+  });
 }
 
 /** Resolves when the thread's database is open; rejects (and stops the thread) when it cannot open. */
