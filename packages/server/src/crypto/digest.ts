@@ -1,4 +1,5 @@
-import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
+import { pooledRandomBytes } from './random-pool.ts';
 
 /**
  * SHA-256 digest (base64url) of a high-entropy secret: client secrets, codes, refresh tokens.
@@ -21,5 +22,5 @@ export function digestMatches(presented: string, storedDigest: string | undefine
 
 /** A random secret of `bytes` bytes from the CSPRNG, base64url without padding. */
 export function randomSecret(bytes = 32): string {
-  return randomBytes(bytes).toString('base64url');
+  return pooledRandomBytes(bytes).toString('base64url');
 }

@@ -1,4 +1,14 @@
 import { v7 } from 'uuid';
+import { pooledRandomBytes } from '../crypto/random-pool.ts';
+
+/**
+ * The counter of RFC 9562 §6.2 Method 1 ("fixed bit-length dedicated counter"): seeded with 31
+ * random bits in each new millisecond and counted up within one, so ids made in the same
+ * millisecond stay in order; should it run over, the id's clock moves a millisecond ahead, as when the
+ * system clock steps back. `uuid`'s v7() keeps this state only when it draws its own random bytes
+ * (one CSPRNG call per id); given ours from the pool, it is given the state too.
+ */
+const clock = { msecs: Number.NEGATIVE_INFINITY, seq: 0 };
 
 /**
  * A UUID version 7 (RFC 9562 §5.7): 48 bits of Unix milliseconds first, then 74 random bits, so ids
@@ -12,5 +22,14 @@ import { v7 } from 'uuid';
  * bits and are never used as secrets.
  */
 export function timeOrderedId(): string {
-  return v7();
+  const random = pooledRandomBytes(16);
+  const now = Date.now();
+  if (now > clock.msecs) {
+    clock.msecs = now;
+    clock.seq = random.readUInt32BE(6) & 0x7fffffff;
+  } else {
+    clock.seq = (clock.seq + 1) | 0;
+    if (clock.seq === 0) clock.msecs++;
+  }
+  return v7({ random, msecs: clock.msecs, seq: clock.seq });
 }
