@@ -4,8 +4,9 @@ import { randomFillSync } from 'node:crypto';
  * CSPRNG bytes for ids and secrets, drawn from a pool that `randomFillSync` refills 4 KB at a time.
  *
  * Every call into the CSPRNG crosses into OpenSSL's DRBG under its lock: ~1.7 µs for 16 bytes in
- * isolation, and 5–10 µs on a loaded 2-core machine (CPU profile of the token-exchange cases, where
- * an AuditEvent id, a Login id and a refresh token are made per request). A pool makes that one call
+ * isolation, an estimated 5–10 µs on a loaded 2-core machine (1.6 s in a CPU profile of the
+ * token-exchange cases, ~60,000 requests, each making an AuditEvent id, a Login id and a refresh
+ * token; docs/performance.md). A pool makes that one call
  * per 4 KB, as Node does for `crypto.randomUUID()`. The bytes are the CSPRNG's either way; they only
  * wait in this process's memory until used, where the secrets made from them end up anyway.
  */
@@ -18,7 +19,7 @@ let offset = POOL_BYTES;
 
 /**
  * `n` fresh random bytes. A view of the pool for `n` ≤ 64: read it at once and do not keep it (the
- * pool is refilled over it after the next 4 KB). Never the same bytes twice.
+ * pool is refilled over it after the next 4 KB). No two calls get overlapping bytes.
  */
 export function pooledRandomBytes(n: number): Buffer {
   if (n > MAX_POOLED) return randomFillSync(Buffer.allocUnsafe(n));
