@@ -11,7 +11,7 @@ const ASSIGNMENT = /^([A-Z_][A-Z0-9_]*)=(\S*)$/;
 
 /**
  * @returns {{ env: Record<string, string>, args: string[] }} e.g.
- *   `{ env: { MALLOC_TRIM_THRESHOLD_: '131072' }, args: ['--max-semi-space-size=8', 'dist/main.js'] }`,
+ *   `{ env: { MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '32768' }, args: ['--max-semi-space-size=8', 'dist/main.js'] }`,
  *   the file relative to packages/server
  */
 export function startCommand() {

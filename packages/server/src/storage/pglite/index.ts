@@ -50,7 +50,9 @@ let compiled: Promise<Pick<WorkerOptions, 'pgliteWasmModule' | 'initdbWasmModule
  * tasks as it likes (up to 128). Each thread that compiles leaves a glibc malloc arena behind that
  * keeps its peak: with one task an idle embedded server holds ~55 MB less (≈300 → ≈245 MB RSS) and
  * starts as fast on this 2-core class of machine. The flag is read when a compile job starts, so
- * setting it here, before the first compile, is enough; it concerns WebAssembly only.
+ * setting it here, before the first compile, is enough; it concerns WebAssembly only. What the one
+ * thread's TurboFan jobs still leave pinned in its arena (~25 MB), `npm start`'s
+ * `MALLOC_MMAP_THRESHOLD_` returns (test/storage/pglite-malloc.test.ts).
  */
 function compiledWasm(): Promise<Pick<WorkerOptions, 'pgliteWasmModule' | 'initdbWasmModule'>> {
   compiled ??= (async () => {
