@@ -8,14 +8,13 @@
  * keeps for its lifetime. With `MALLOC_MMAP_THRESHOLD_=32768` every such segment is a mapping of
  * its own, returned to the kernel when freed (docs/performance.md, 2026-12-05).
  *
- * Real processes, real PGlite: each child starts with the environment of `npm start` (or that
- * environment without the threshold, the control), opens the same data directory, runs a few
- * thousand statements so that V8 tiers up the engine's hot functions, and reports how much of its
- * memory glibc's heaps hold. A count of statements bounds each child, not a clock.
+ * Real processes, real PGlite: each child (test/support/malloc-heaps-child.ts) starts with the
+ * environment of `npm start`, or that environment without the threshold (the control), reopens the
+ * same data directory, runs a few thousand statements, and reports what glibc's heaps hold.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -25,54 +24,18 @@ import { startCommand } from '../../scripts/start-command.mjs';
 import { createPgliteDb } from '../../src/storage/pglite/index.ts';
 
 const run = promisify(execFile);
-const PGLITE = fileURLToPath(new URL('../../src/storage/pglite/index.ts', import.meta.url));
+const CHILD = fileURLToPath(new URL('../support/malloc-heaps-child.ts', import.meta.url));
 
-/**
- * Resident MB of glibc's heaps in this process, from /proc/self/smaps: the main arena (`[heap]`)
- * and the threads' arenas. glibc maps each thread arena as one 64 MB-aligned reservation of 64 MB
- * (HEAP_MAX_SIZE on 64-bit), readable and writable as far as it has grown and inaccessible beyond,
- * which is how they are told apart from V8's and PGlite's anonymous mappings.
- */
-const MEASURE = `
-  const ARENA = 64n * 1024n * 1024n;
-  function mallocHeapsMb() {
-    const maps = [];
-    for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
-      const head = /^([0-9a-f]+)-([0-9a-f]+) (\\S+) \\S+ \\S+ \\S+\\s*(.*)$/.exec(line);
-      if (head) {
-        maps.push({ start: BigInt('0x' + head[1]), end: BigInt('0x' + head[2]), perms: head[3], path: head[4], kb: 0 });
-        continue;
-      }
-      const rss = /^Rss:\\s+(\\d+) kB/.exec(line);
-      if (rss && maps.length > 0) maps[maps.length - 1].kb = Number(rss[1]);
-    }
-    let kb = 0;
-    maps.forEach((map, i) => {
-      if (map.path === '[heap]') kb += map.kb;
-      if (map.path !== '' || map.perms !== 'rw-p' || map.start % ARENA !== 0n) return;
-      const rest = maps[i + 1];
-      const tail = rest && rest.path === '' && rest.perms === '---p' && rest.start === map.end ? rest.end - rest.start : 0n;
-      if (map.end - map.start + tail === ARENA) kb += map.kb;
-    });
-    return kb / 1024;
-  }`;
+/** The variable is glibc's (musl and other libcs ignore it), and the child reads Linux's /proc. */
+const glibc = Boolean(
+  (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime,
+);
 
-/** Opens `dataDir` in a child started with `env`, runs statements, returns its malloc heaps' MB. */
 async function mallocHeapsAfterLoad(dataDir: string, env: Record<string, string>): Promise<number> {
-  const child = `
-    import { readFileSync } from 'node:fs';
-    import { createPgliteDb } from ${JSON.stringify(PGLITE)};
-    ${MEASURE}
-    const db = await createPgliteDb(${JSON.stringify(dataDir)});
-    for (let i = 0; i < 4000; i++) await db.query('SELECT $1::int + 1 AS n, now() AS at', [i]);
-    // Lets the last background compile jobs finish (they run while the statements do).
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const mb = mallocHeapsMb();
-    await db.close();
-    console.log(JSON.stringify({ mb }));`;
-  const script = `${dataDir}-child.mjs`;
-  writeFileSync(script, child);
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', script], { env, timeout: 120_000 });
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', CHILD, dataDir], {
+    env,
+    timeout: 120_000,
+  });
   return (JSON.parse(stdout) as { mb: number }).mb;
 }
 
@@ -83,13 +46,10 @@ before(async () => {
   const db = await createPgliteDb(dataDir);
   await db.close();
 });
-after(() => {
-  rmSync(dataDir, { recursive: true, force: true });
-  rmSync(`${dataDir}-child.mjs`, { force: true });
-});
+after(() => rmSync(dataDir, { recursive: true, force: true }));
 
 test('malloc: npm start’s mmap threshold keeps the WASM compiler’s freed memory out of resident memory', {
-  skip: process.platform !== 'linux' && 'glibc malloc and /proc are Linux-only',
+  skip: !glibc && 'MALLOC_MMAP_THRESHOLD_ is a glibc setting (and the child reads /proc)',
 }, async () => {
   const { env: startEnv } = startCommand();
   assert.equal(startEnv.MALLOC_MMAP_THRESHOLD_, '32768', 'npm start sets the threshold');
