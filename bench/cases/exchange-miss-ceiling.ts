@@ -5,8 +5,10 @@
 import { defineCase } from '../lib/case.ts';
 import { ACCESS_TOKEN_TYPE, distinctTokens, FORM_HEADERS, form, TOKEN_EXCHANGE } from '../lib/request.ts';
 import type { Child } from '../lib/spawn.ts';
+import { oneCallPerToken } from '../lib/userinfo-stats.ts';
 
 let userinfo: Child | undefined;
+let nextToken: ReturnType<typeof distinctTokens> | undefined;
 
 export default defineCase({
   name: 'exchange-miss ceiling',
@@ -18,36 +20,22 @@ export default defineCase({
     const ref = await ctx.spawnRef('exchange-ceiling', {
       args: ['--mode', 'miss', '--userinfo', userinfo.origin],
     });
-    const nextToken = distinctTokens('user1');
+    const tokens = distinctTokens('user1');
+    nextToken = tokens;
     const prefix = `${form({ grant_type: TOKEN_EXCHANGE, client_id: 'bench-client', subject_token_type: ACCESS_TOKEN_TYPE })}&subject_token=`;
     return {
       origin: ref.origin,
       method: 'POST',
       path: '/oauth2/token',
       headers: { ...FORM_HEADERS },
-      body: `${prefix}${nextToken()}`,
+      body: `${prefix}${tokens()}`,
       // Tokens are URL-safe, so no encoding is needed: this runs once per request in the load generator.
-      next: () => ({ body: `${prefix}${nextToken()}` }),
+      next: () => ({ body: `${prefix}${tokens()}` }),
       rssPid: ref.pid,
     };
   },
   async check(_ctx, totals) {
-    if (!userinfo) return ['userinfo server not started'];
-    const stats = (await (
-      await fetch(`${userinfo.origin}/stats`, { signal: AbortSignal.timeout(5000) })
-    ).json()) as {
-      calls: number;
-      distinctTokens: number;
-    };
-    const failures: string[] = [];
-    if (stats.calls !== stats.distinctTokens)
-      failures.push(
-        `userinfo saw ${stats.calls} calls for ${stats.distinctTokens} distinct tokens (want equal)`,
-      );
-    if (stats.distinctTokens < totals.ok2xx)
-      failures.push(
-        `userinfo saw ${stats.distinctTokens} distinct tokens for ${totals.ok2xx} successful exchanges`,
-      );
-    return failures;
+    if (!userinfo || !nextToken) return ['userinfo server not started'];
+    return oneCallPerToken(userinfo.origin, nextToken.prefix, totals.ok2xx);
   },
 });

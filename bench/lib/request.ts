@@ -18,12 +18,14 @@ export function basicAuth(clientId: string, secret: string): string {
 
 /**
  * A cheap generator of distinct tokens, `<user>.<run>-<n>`, for "a new subject token per request"
- * (the userinfo server maps `<user>.<anything>` to sub=<user>, email=<user>@bench.example).
+ * (the userinfo server maps `<user>.<anything>` to sub=<user>, email=<user>@bench.example). Its
+ * `prefix` is shared by its tokens only, so a check can count this generator's provider calls apart
+ * from other cases' calls to the same provider.
  */
-export function distinctTokens(user: string): () => string {
-  const run = randomBytes(6).toString('base64url');
+export function distinctTokens(user: string): (() => string) & { prefix: string } {
+  const prefix = `${user}.${randomBytes(6).toString('base64url')}-`;
   let n = 0;
-  return () => `${user}.${run}-${(n++).toString(36)}`;
+  return Object.assign(() => `${prefix}${(n++).toString(36)}`, { prefix });
 }
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';

@@ -5,7 +5,9 @@
  *     An opaque token is `<user>` or `<user>.<anything>` → sub = <user>, email = <user>@bench.example.
  *     A JWT minted by /mint → its own sub and email.
  *     An empty token, or one starting with `invalid` → 401 (RFC 6750).
- *   GET /stats  → {calls, distinctTokens}   (calls to /userinfo since start or the last reset)
+ *   GET /stats[?prefix=P] → {calls, distinctTokens, repeated} — calls to /userinfo since start or the
+ *     last reset; with `prefix`, only those whose token starts with P (one case's tokens, while other
+ *     cases call the same provider); `repeated`: up to 3 tokens that were asked for more than once
  *   POST /reset → zeroes the counters
  *   GET /.well-known/jwks.json              → this IdP's ES256 public key (kid `bench-idp-1`)
  *   GET /.well-known/openid-configuration   → {issuer, jwks_uri, userinfo_endpoint}
@@ -26,7 +28,8 @@ const key = await generateKeyPair('ES256', { extractable: true });
 const publicJwk = { ...(await exportJWK(key.publicKey)), kid: KID, alg: 'ES256', use: 'sig' };
 
 let calls = 0;
-let tokens = new Set<string>();
+/** Calls per token. */
+let tokens = new Map<string, number>();
 let origin = '';
 
 function claimsOf(token: string): { sub: string; email: string } {
@@ -69,6 +72,23 @@ async function mint(body: string): Promise<string[]> {
   return out;
 }
 
+function stats(prefix: string | null) {
+  if (prefix === null) return { calls, distinctTokens: tokens.size, repeated: repeatedOf(tokens) };
+  const mine = new Map([...tokens].filter(([token]) => token.startsWith(prefix)));
+  let sum = 0;
+  for (const n of mine.values()) sum += n;
+  return { calls: sum, distinctTokens: mine.size, repeated: repeatedOf(mine) };
+}
+
+function repeatedOf(counts: Map<string, number>): { token: string; calls: number }[] {
+  const out: { token: string; calls: number }[] = [];
+  for (const [token, n] of counts) {
+    if (n > 1) out.push({ token: token.length > 40 ? `${token.slice(0, 40)}…` : token, calls: n });
+    if (out.length === 3) break;
+  }
+  return out;
+}
+
 const server = createServer(async (req, res) => {
   const url = req.url ?? '/';
   try {
@@ -76,18 +96,18 @@ const server = createServer(async (req, res) => {
       calls++;
       const auth = req.headers.authorization ?? '';
       const token = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
-      if (token) tokens.add(token);
+      if (token) tokens.set(token, (tokens.get(token) ?? 0) + 1);
       if (!token || token.startsWith('invalid')) {
         res.writeHead(401, { 'www-authenticate': token ? 'Bearer error="invalid_token"' : 'Bearer' });
         res.end();
         return;
       }
       sendJson(res, 200, { ...claimsOf(token), email_verified: true });
-    } else if (req.method === 'GET' && url === '/stats') {
-      sendJson(res, 200, { calls, distinctTokens: tokens.size });
+    } else if (req.method === 'GET' && (url === '/stats' || url.startsWith('/stats?'))) {
+      sendJson(res, 200, stats(new URL(url, 'http://x').searchParams.get('prefix')));
     } else if (req.method === 'POST' && url === '/reset') {
       calls = 0;
-      tokens = new Set();
+      tokens = new Map();
       sendJson(res, 200, {});
     } else if (req.method === 'GET' && url === '/.well-known/jwks.json') {
       sendJson(res, 200, { keys: [publicJwk] });

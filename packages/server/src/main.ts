@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig } from './config.ts';
 import { resolveSecretKey } from './services/secret-key.ts';
 import { DataDirInUse, openStorage } from './storage/open.ts';
+import { startEmbeddedMaintenance } from './storage/pglite/maintenance.ts';
 
 function fail(message: string): never {
   process.stderr.write(`fedhir: ${message}\n`);
@@ -59,6 +60,19 @@ async function main(): Promise<void> {
     fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
 
+  // PGlite has no autovacuum: the server runs its ANALYZE and VACUUM (storage/pglite/maintenance.ts).
+  const maintenance =
+    db.engine === 'pglite'
+      ? startEmbeddedMaintenance(db, {
+          onPass: (report) =>
+            app.log[report.ms > 1000 ? 'warn' : 'debug'](
+              { steps: report.steps, databaseVacuum: report.databaseVacuum, ms: Math.round(report.ms) },
+              'embedded database maintenance',
+            ),
+          onError: (err) => app.log.warn({ err }, 'embedded database maintenance failed'),
+        })
+      : undefined;
+
   // Plain stdout, not the structured log: the generated password is shown once and never logged.
   const lines = [``, `fedhir is running at ${config.baseUrl}`, `  storage: ${db.engine}`];
   if (admin.generatedPassword) {
@@ -83,6 +97,7 @@ async function main(): Promise<void> {
     force.unref();
     try {
       await app.close();
+      await maintenance?.stop();
       await services.close();
     } finally {
       process.exit(0);
