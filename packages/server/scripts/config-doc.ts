@@ -29,6 +29,8 @@ ${rows.join('\n')}
 
 **Laptop (embedded database).** Nothing to set: \`npm start\` keeps everything under \`./data\`
 (database, generated \`secret.key\`, and the generated super-admin password in \`admin-password.txt\`).
+The server analyzes and vacuums the embedded database itself (PGlite has no autovacuum), every minute
+at most, only the tables that changed enough.
 
 **Production (several instances).** Every instance gets the same \`BASE_URL\`, \`DATABASE_URL\`,
 \`REDIS_URL\` and \`SECRET_KEY\`:
