@@ -66,7 +66,11 @@ async function main(): Promise<void> {
       ? startEmbeddedMaintenance(db, {
           onPass: (report) =>
             app.log[report.ms > 1000 ? 'warn' : 'debug'](
-              { steps: report.steps, databaseVacuum: report.databaseVacuum, ms: Math.round(report.ms) },
+              {
+                steps: report.steps.map((step) => ({ ...step, ms: Math.round(step.ms) })),
+                databaseVacuum: report.databaseVacuum,
+                ms: Math.round(report.ms),
+              },
               'embedded database maintenance',
             ),
           onError: (err) => app.log.warn({ err }, 'embedded database maintenance failed'),
