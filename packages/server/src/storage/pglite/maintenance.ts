@@ -179,7 +179,7 @@ export function startEmbeddedMaintenance(db: Queryable, options: MaintenanceOpti
   };
 }
 
-/** int8 columns arrive as strings from node-postgres-style drivers; the planner wants numbers. */
+/** The counters are int8, which a driver may hand over as strings or bigints; the thresholds want numbers. */
 function numeric(row: TableActivity): TableActivity {
   return {
     ...row,
