@@ -64,7 +64,9 @@ describe('verified-token cache', () => {
   });
 
   test('a cached token is refused once it expires, and leaves the cache', async () => {
-    const issued = await tokens.signAccessToken(claims(), 1);
+    // 2 s, not 1: exp counts whole seconds from iat, so a 1-second token signed at x.999 s expired
+    // before its first check (a CI run met it); 2 s leaves at least one whole second.
+    const issued = await tokens.signAccessToken(claims(), 2);
     await tokens.verifyAccessToken(issued.token);
     // RFC 7519 §4.1.4: not accepted on or after exp (whole seconds).
     await new Promise((resolve) => setTimeout(resolve, issued.claims.exp * 1000 - Date.now() + 50));
