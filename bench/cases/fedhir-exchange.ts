@@ -39,8 +39,8 @@ export default [
     description: 'a new subject token per request: one userinfo call each',
     async setup(ctx) {
       const fedhir = await fedhirServer(ctx);
-      missTokens = distinctTokens('user1');
-      const next = missTokens;
+      const next = distinctTokens('user1');
+      missTokens = next;
       const body = prefix(fedhir.client.id);
       return {
         origin: fedhir.server.origin,

@@ -5,10 +5,9 @@
  *     An opaque token is `<user>` or `<user>.<anything>` → sub = <user>, email = <user>@bench.example.
  *     A JWT minted by /mint → its own sub and email.
  *     An empty token, or one starting with `invalid` → 401 (RFC 6750).
- *   GET /stats[?prefix=P] → {calls, distinctTokens, repeated} — calls to /userinfo since start or the
- *     last reset; with `prefix`, only those whose token starts with P (one case's tokens, while other
+ *   GET /stats[?prefix=P] → {calls, distinctTokens, repeated} — calls to /userinfo since start; with
+ *     `prefix`, only those whose token starts with P (one case's tokens, while other
  *     cases call the same provider); `repeated`: up to 3 tokens that were asked for more than once
- *   POST /reset → zeroes the counters
  *   GET /.well-known/jwks.json              → this IdP's ES256 public key (kid `bench-idp-1`)
  *   GET /.well-known/openid-configuration   → {issuer, jwks_uri, userinfo_endpoint}
  *   POST /mint {count, aud, user?, ttl?}    → {tokens: [...]} — `count` distinct ES256 JWT access
@@ -29,7 +28,7 @@ const publicJwk = { ...(await exportJWK(key.publicKey)), kid: KID, alg: 'ES256',
 
 let calls = 0;
 /** Calls per token. */
-let tokens = new Map<string, number>();
+const tokens = new Map<string, number>();
 let origin = '';
 
 function claimsOf(token: string): { sub: string; email: string } {
@@ -105,10 +104,6 @@ const server = createServer(async (req, res) => {
       sendJson(res, 200, { ...claimsOf(token), email_verified: true });
     } else if (req.method === 'GET' && (url === '/stats' || url.startsWith('/stats?'))) {
       sendJson(res, 200, stats(new URL(url, 'http://x').searchParams.get('prefix')));
-    } else if (req.method === 'POST' && url === '/reset') {
-      calls = 0;
-      tokens = new Map();
-      sendJson(res, 200, {});
     } else if (req.method === 'GET' && url === '/.well-known/jwks.json') {
       sendJson(res, 200, { keys: [publicJwk] });
     } else if (req.method === 'GET' && url === '/.well-known/openid-configuration') {

@@ -4,8 +4,11 @@
  * default selectivities — it takes `revoked_at IS NULL` (the predicate of `login_membership`) as
  * matching 0.5 % of logins, so the code-redemption UPDATE scanned that whole partial index once per
  * batch, a cost that grew with every login ever written (docs/performance.md, 2026-12-06). Without
- * VACUUM, dead index entries and free space are never reclaimed, and transaction ids are never
- * frozen (PostgreSQL stops accepting writes near wraparound).
+ * VACUUM, dead index entries and free space are never reclaimed, and rows are never frozen: a
+ * single-user backend only warns as transaction ids near wraparound (the stop limit applies under a
+ * postmaster), so unfrozen rows would be lost when the counter wraps. The template databases cannot
+ * be vacuumed from here (one database per backend): their datfrozenxid stays put, so PostgreSQL
+ * never truncates pg_xact (2 bits a transaction on disk); only `postgres`'s rows need freezing.
  *
  * This runs what autovacuum would, with PostgreSQL's default thresholds (postgresql.org/docs/current/
  * routine-vacuuming.html §24.1.6), from the server's thread through the same single connection:
