@@ -65,6 +65,10 @@ export async function spawnServer(file: string, opts: SpawnOptions = {}): Promis
     profile.push('--import', path.join(import.meta.dirname, 'heap-profile.mjs'));
     env.BENCH_HEAP_PROF_DIR = path.resolve(heapDir);
   }
+  // BENCH_PERF_MAP=<name>: the child writes /tmp/perf-<pid>.map, so `perf record -g -p <pid>` names
+  // its JavaScript frames. perf samples on-CPU time only; a V8 CPU profile samples wall time, so on
+  // a saturated machine it charges a preempted thread's wait to whatever call it was in.
+  if (process.env.BENCH_PERF_MAP === name) profile.push('--perf-basic-prof-only-functions');
   // TypeScript through the loader; built JavaScript (the fedhir server's dist/) as it is.
   const loader = file.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const proc = spawn(

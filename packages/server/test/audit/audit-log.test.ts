@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { AUDIT_ACTIONS, cleanReason } from '../../src/audit/audit-event.ts';
+import { AUDIT_ACTIONS, cleanReason, toAuditRecord } from '../../src/audit/audit-event.ts';
 import { type AuditEvent, AuditLog, type AuditLogger } from '../../src/audit/audit-log.ts';
 import { AuditStore } from '../../src/audit/audit-store.ts';
 import type { Db, Queryable } from '../../src/storage/db.ts';
@@ -101,6 +101,63 @@ for (const engine of ENGINES) {
         failedWrites: 0,
       });
       await audit.close();
+    });
+
+    test('a batch stores each column as recorded, whether its value is shared by the batch or not', async () => {
+      const OTHER_USER = '77777777-7777-4777-8777-777777777777';
+      const records = [
+        toAuditRecord({
+          action: 'token',
+          outcome: 'success',
+          ip: '192.0.2.1',
+          userId: USER,
+          clientId: CLIENT,
+          loginId: LOGIN,
+          projectId: PROJECT,
+        }),
+        toAuditRecord({
+          action: 'token',
+          outcome: 'success',
+          ip: '192.0.2.1',
+          userId: OTHER_USER,
+          clientId: CLIENT,
+          projectId: PROJECT,
+        }),
+        toAuditRecord({
+          action: 'token',
+          outcome: 'minor-failure',
+          reason: 'invalid_grant',
+          ip: '192.0.2.1',
+          clientId: CLIENT,
+          projectId: PROJECT,
+        }),
+      ];
+      // Shared by all three: action, ip, client_id, project_id, and — as the second batch — all of them.
+      // Varying: outcome, reason (NULL, NULL, text), user_id (two users, then NULL), login_id (one, then NULLs).
+      await new AuditStore(database.db).append(records);
+      const single = toAuditRecord({ action: 'logout', outcome: 'success', loginId: LOGIN });
+      await new AuditStore(database.db).append([single]);
+      const rows = await database.db.query<Record<string, unknown>>(
+        `SELECT id::text, to_char(recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS recorded,
+           action, outcome, reason, ip, user_id::text, client_id::text, login_id::text, project_id::text
+         FROM audit_event`,
+      );
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      for (const record of [...records, single]) {
+        assert.deepEqual(byId.get(record.id), {
+          id: record.id,
+          recorded: record.recorded,
+          action: record.action,
+          outcome: record.outcome,
+          reason: record.reason,
+          ip: record.ip,
+          user_id: record.userId,
+          client_id: record.clientId,
+          login_id: record.loginId,
+          project_id: record.projectId,
+        });
+      }
+      assert.equal(rows.length, 4);
     });
 
     test('event ids are time-ordered (UUIDv7): the primary key grows in the order events were recorded', async () => {
