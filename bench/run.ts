@@ -7,6 +7,9 @@
  *   --quick          smoke run: 1 round of 3 s after a 1 s warm-up (no 10–15 s check)
  *   --out FILE       results file, default bench/results/latest.json
  *   --list           list the cases and exit
+ *   --ab VARIANTS    paired A/B of fedhir variants on one fedhir case (lib/ab.ts): a JSON array, or a
+ *                    file holding one, of {"name", "nodeArgs"?, "env"?, "root"?}; with --pairs N
+ *                    (default 12) and --seconds S per variant and pair (default 4)
  *
  * Engine: PGlite (embedded) by default; PostgreSQL when BENCH_DATABASE_URL is set (and Redis at
  * BENCH_REDIS_URL, for the server under test). Every server is a child process on 127.0.0.1; every
@@ -18,7 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { BenchCase, CaseContext, CaseTotals, RefName } from './lib/case.ts';
+import { parseVariants, renderAb, runPairs } from './lib/ab.ts';
+import type { BenchCase, CaseContext, CaseTotals, FedhirVariant, RefName } from './lib/case.ts';
 import { type CaseRun, SIGN_CEILING, summarize } from './lib/evaluate.ts';
 import { type LoadSpec, type Measurement, measure } from './lib/measure.ts';
 import { probe } from './lib/probe.ts';
@@ -70,6 +74,9 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     out: { type: 'string' },
     list: { type: 'boolean', default: false },
+    ab: { type: 'string' },
+    pairs: { type: 'string' },
+    seconds: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -184,7 +191,7 @@ const engine = databaseUrl ? 'postgres' : 'pglite';
 const sharedChildren: Child[] = [];
 const sharedValues = new Map<string, Promise<unknown>>();
 
-function makeContext(caseName: string, children: Child[]): CaseContext {
+function makeContext(caseName: string, children: Child[], variant?: FedhirVariant): CaseContext {
   const tempDir = (prefix = 'tmp-') => {
     const d = mkdtempSync(path.join(os.tmpdir(), `fedhir-bench-${prefix}`));
     tempDirs.push(d);
@@ -199,6 +206,7 @@ function makeContext(caseName: string, children: Child[]): CaseContext {
   };
   return {
     engine,
+    ...(variant ? { variant } : {}),
     databaseUrl,
     redisUrl,
     quick,
@@ -267,6 +275,10 @@ if (opt.list) {
       `${d.def.name.padEnd(28)} ${d.def.reference ? `vs ${d.def.reference}` : 'reference'} — ${d.def.description ?? d.file}`,
     );
   process.exit(0);
+}
+if (opt.ab !== undefined) {
+  await compareVariants(opt.ab);
+  process.exit(process.exitCode ?? 0);
 }
 const selected = select(all, opt.cases);
 const startedAt = new Date();
@@ -393,5 +405,78 @@ function gitCommit(): string | null {
       .trim();
   } catch {
     return null;
+  }
+}
+
+/**
+ * `--ab`: the one case named by --cases, set up once per variant (each its own fedhir server, side by
+ * side), then measured in alternating pairs (lib/ab.ts). Prints the comparison and writes
+ * bench/results/ab-latest.json (or --out). Exit code 1 when a variant answered non-2xx or errors.
+ */
+async function compareVariants(arg: string): Promise<void> {
+  let variants: FedhirVariant[];
+  try {
+    variants = parseVariants(arg);
+  } catch (e) {
+    usage(errText(e));
+  }
+  const chosen = opt.cases
+    ? all.filter((d) => d.def.name.toLowerCase() === opt.cases!.trim().toLowerCase())
+    : [];
+  if (chosen.length !== 1) usage('--ab compares one case: name it exactly with --cases');
+  const def = chosen[0]!.def;
+  const pairs = Number(opt.pairs ?? 12);
+  const seconds = Number(opt.seconds ?? 4);
+  if (!Number.isInteger(pairs) || pairs < 1 || pairs > 100) usage('--pairs must be an integer 1–100');
+  if (!Number.isFinite(seconds) || seconds < 1 || seconds > 60) usage('--seconds must be 1–60');
+  const startedAt = new Date();
+  const loads: { name: string; load: LoadSpec }[] = [];
+  try {
+    for (const variant of variants) {
+      const children: Child[] = [];
+      const p: Prepared = {
+        run: { def, rounds: [], checkFailures: [] },
+        ctx: makeContext(`${def.name} (${variant.name})`, children, variant),
+        children,
+      };
+      prepared.push(p);
+      const load = await withTimeout(def.setup(p.ctx), SETUP_TIMEOUT_MS, `setup of ${variant.name}`);
+      await probe(load);
+      if (loads.some((l) => l.load.origin === load.origin))
+        usage(`"${def.name}" does not start a fedhir server of its own (fedhirServer): nothing to compare`);
+      loads.push({ name: variant.name, load });
+      log(`  setup ${def.name} (${variant.name}): ready`);
+    }
+    const results = await runPairs(loads, {
+      pairs,
+      seconds,
+      warmupSec: 1,
+      firstWarmupSec: 5,
+      connections: CONNECTIONS,
+      shouldStop: () => stopping,
+      log,
+    });
+    const title = `fedhir bench A/B — ${startedAt.toISOString()} — "${def.name}", ${pairs} pairs × ${seconds} s, -c ${CONNECTIONS}, engine ${engine}, node ${process.version}, ${os.cpus().length} CPUs${stopping ? ' — INTERRUPTED' : ''}`;
+    process.stdout.write(`\n${renderAb(results, title)}\n`);
+    const out = writeResults(
+      {
+        meta: {
+          startedAt: startedAt.toISOString(),
+          case: def.name,
+          pairs,
+          seconds,
+          engine,
+          commit: gitCommit(),
+          variants,
+        },
+        results,
+      },
+      opt.out ? path.resolve(opt.out) : path.join(BENCH_DIR, 'results', 'ab-latest.json'),
+    );
+    log(`bench: results written to ${path.relative(process.cwd(), out)}`);
+    process.exitCode = results.every((r) => r.non2xx === 0 && r.errors === 0) && !stopping ? 0 : 1;
+  } finally {
+    await Promise.all(prepared.map(stopCase));
+    await Promise.all(sharedChildren.map((c) => c.stop()));
   }
 }

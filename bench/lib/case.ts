@@ -35,8 +35,22 @@ export interface CaseTotals {
   rounds: number;
 }
 
+/**
+ * One variant of the fedhir server for an A/B comparison (`--ab`): Node flags and variables added to
+ * what `npm start` runs, or another checkout (`root`, its dependencies installed) built and started
+ * instead of this one.
+ */
+export interface FedhirVariant {
+  name: string;
+  nodeArgs?: string[];
+  env?: Record<string, string>;
+  root?: string;
+}
+
 export interface CaseContext {
   engine: 'pglite' | 'postgres';
+  /** Set in an A/B comparison: the fedhir server the case starts is this variant. */
+  variant?: FedhirVariant;
   /** BENCH_DATABASE_URL, when set (production mode). */
   databaseUrl: string | undefined;
   /** BENCH_REDIS_URL, when set (production mode). */

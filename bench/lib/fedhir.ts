@@ -4,10 +4,13 @@
  * loopback IdP vouches for, identity providers for the userinfo and jwks paths, a Patient, and a
  * signed-in access token.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { build } from '../../packages/server/scripts/build.mjs';
-import { startCommand } from '../../packages/server/scripts/start-command.mjs';
-import type { CaseContext } from './case.ts';
+import { parseStartScript, startCommand } from '../../packages/server/scripts/start-command.mjs';
+import type { CaseContext, FedhirVariant } from './case.ts';
 import { seedGrants } from './seed-grants.ts';
 import type { Child } from './spawn.ts';
 
@@ -82,21 +85,49 @@ async function signIn(origin: string, email: string, password: string, projectId
   return tokens.access_token;
 }
 
+/**
+ * What to start: this checkout's server as `npm start` runs it (built first), or an A/B variant's
+ * (its Node flags and variables added; another checkout built with its own build script).
+ */
+async function serverCommand(repoRoot: string, variant: FedhirVariant | undefined) {
+  const root = variant?.root ? path.resolve(variant.root) : repoRoot;
+  const serverDir = path.join(root, 'packages', 'server');
+  let command: { env: Record<string, string>; args: string[] };
+  if (root === repoRoot) {
+    await build();
+    command = startCommand();
+  } else {
+    execFileSync(process.execPath, [path.join(serverDir, 'scripts', 'build.mjs')], {
+      cwd: serverDir,
+      stdio: 'inherit',
+    });
+    const manifest = JSON.parse(readFileSync(path.join(serverDir, 'package.json'), 'utf8')) as {
+      scripts: { start: string };
+    };
+    command = parseStartScript(manifest.scripts.start);
+  }
+  return {
+    file: path.join(serverDir, command.args.at(-1) ?? 'dist/main.js'),
+    nodeArgs: [...command.args.slice(0, -1), ...(variant?.nodeArgs ?? [])],
+    env: command.env,
+  };
+}
+
 export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
-  return ctx.shared<Fedhir>('fedhir', async (sctx) => {
+  const variant = ctx.variant;
+  return ctx.shared<Fedhir>(variant ? `fedhir:${variant.name}` : 'fedhir', async (sctx) => {
     const idp = await sctx.spawnRef('userinfo-server');
     const port = await sctx.freePort();
     const origin = `http://127.0.0.1:${port}`;
     const dataDir = sctx.tempDir('fedhir-data-');
     // What `npm start` runs: the bundle of the current sources, with the same variables and Node flags.
-    await build();
-    const { env: startEnv, args } = startCommand();
+    const command = await serverCommand(sctx.repoRoot, variant);
     const start = () =>
-      sctx.spawn(`packages/server/${args.at(-1)}`, {
-        nodeArgs: args.slice(0, -1),
-        name: 'fedhir',
+      sctx.spawn(command.file, {
+        nodeArgs: command.nodeArgs,
+        name: variant ? `fedhir:${variant.name}` : 'fedhir',
         env: {
-          ...startEnv,
+          ...command.env,
           PORT: String(port),
           HOST: '127.0.0.1',
           BASE_URL: `${origin}/`,
@@ -108,6 +139,7 @@ export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
           ADMIN_EMAIL,
           ADMIN_PASSWORD,
           ALLOW_PRIVATE_IDP_URLS: '127.0.0.1',
+          ...variant?.env,
         },
         readyUrl: `${origin}/healthcheck`,
         readyTimeoutMs: 60_000,
