@@ -78,6 +78,8 @@ async function signWithWebCrypto(
  * the event loop open only while signatures are pending, so an idle server can still exit.
  */
 export class JwsSigner {
+  /** The signing thread's script; a test swaps it for one that dies on its first job. */
+  private workerUrl = new URL('./sign-worker.js', import.meta.url);
   private worker: Worker | undefined;
   /** Private keys of the queued jobs by kid; each thread is sent a key once, with its first job. */
   private queuedKeys = new Map<string, CryptoKey>();
@@ -147,7 +149,7 @@ export class JwsSigner {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./sign-worker.js', import.meta.url), {
+    const worker = new Worker(this.workerUrl, {
       workerData: { resultsPerMessage: RESULTS_PER_MESSAGE },
       // A few hundred bytes of state; bounded so a fault cannot grow it unnoticed.
       resourceLimits: workerResourceLimits({ maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 }),
@@ -174,7 +176,10 @@ export class JwsSigner {
       else pending.resolve(token);
     }
     if (this.pending.size === 0) {
-      this.worker?.unref();
+      // Not once close() has begun: it terminates the thread, and a result that arrives meanwhile
+      // (Node delivers queued messages before 'exit') must not unref a thread whose exit close() awaits —
+      // with nothing else alive the event loop would end with close() still pending.
+      if (!this.closed) this.worker?.unref();
       this.drained?.();
     }
   }

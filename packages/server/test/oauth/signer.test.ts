@@ -17,6 +17,8 @@ import { NO_FAILURE_LIMITS, token } from '../support/oauth-flows.ts';
 import { startServer } from '../support/server.ts';
 
 const es256 = () => generateKeyPair('ES256');
+/** A signing thread that exits, unanswered, when it is handed its first job. */
+const DYING_THREAD = new URL('../support/dying-sign-worker.js', import.meta.url);
 const header = (kid: string) => ({ alg: 'ES256', typ: 'at+jwt', kid });
 
 test('concurrent signatures share a message and each verifies with its own payload', async () => {
@@ -170,15 +172,19 @@ test('a thread holds a bounded number of keys; a forgotten key travels again whe
 
 test('a crashed signing thread fails the signatures in flight; the next one starts a new thread', async () => {
   const signer = new JwsSigner();
+  const internals = signer as unknown as { workerUrl: URL; worker?: { terminate(): Promise<number> } };
   try {
     const { privateKey, publicKey } = await es256();
     await signer.sign(header('k1'), '{}', privateKey);
-    const thread = (signer as unknown as { worker: import('node:worker_threads').Worker }).worker;
+    // Nothing in flight: the thread stops and is gone. The next one dies when it is handed its first
+    // job (test/support/dying-sign-worker.js), so that signature is in flight on a crashed thread.
+    // (Stopping the real thread with a job in flight raced with its answer.)
+    await internals.worker?.terminate();
+    const realThread = internals.workerUrl;
+    internals.workerUrl = DYING_THREAD;
     const inFlight = signer.sign(header('k1'), '{"lost":true}', privateKey);
-    // Sent after this turn; the thread is stopped before it can answer.
-    await new Promise((resolve) => setImmediate(resolve));
-    await thread.terminate();
-    await assert.rejects(inFlight, /signing thread exited/);
+    await assert.rejects(inFlight, /signing thread exited \(code 1\)/);
+    internals.workerUrl = realThread;
     // The new thread has not seen the key: it must travel again.
     const after = await signer.sign(header('k1'), '{"n":2}', privateKey);
     await compactVerify(after, publicKey);
@@ -208,18 +214,16 @@ test('token endpoint: a signing thread that dies mid-request → 503 temporarily
         { authorization: basic(fx.client.id, fx.client.secret) },
       );
     assert.equal((await request()).status, 200, 'control');
-    // The real thread, told to stop just before the request's signature is handed to it: the
-    // signature is then in flight on a thread that never answers (stopping it after the hand-over
-    // races with a fast answer).
+    // The running thread is stopped and gone; the next one dies when it is handed the request's
+    // signature (test/support/dying-sign-worker.js), so that signature is in flight on a thread
+    // that never answers — deterministic, where stopping the real thread from here raced with it.
     const signer = (server.services.tokens as unknown as { signer: JwsSigner }).signer;
-    const internals = signer as unknown as { flush: () => void; worker?: { terminate(): Promise<number> } };
-    const flush = internals.flush;
-    internals.flush = function (this: typeof internals) {
-      void this.worker?.terminate();
-      flush.call(this);
-    };
+    const internals = signer as unknown as { workerUrl: URL; worker?: { terminate(): Promise<number> } };
+    await internals.worker?.terminate();
+    const realThread = internals.workerUrl;
+    internals.workerUrl = DYING_THREAD;
     const failed = await request();
-    internals.flush = flush;
+    internals.workerUrl = realThread;
     assert.equal(failed.status, 503);
     assert.equal(failed.body.error, 'temporarily_unavailable');
     assert.equal(failed.headers.get('cache-control'), 'no-store');
