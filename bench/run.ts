@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { parseVariants, renderAb, runPairs } from './lib/ab.ts';
 import type { BenchCase, CaseContext, CaseTotals, FedhirVariant, RefName } from './lib/case.ts';
 import { type CaseRun, SIGN_CEILING, summarize } from './lib/evaluate.ts';
+import { fedhirSharedKey } from './lib/fedhir.ts';
 import { type LoadSpec, type Measurement, measure } from './lib/measure.ts';
 import { probe } from './lib/probe.ts';
 import { writeResults } from './lib/results.ts';
@@ -442,8 +443,9 @@ async function compareVariants(arg: string): Promise<void> {
       prepared.push(p);
       const load = await withTimeout(def.setup(p.ctx), SETUP_TIMEOUT_MS, `setup of ${variant.name}`);
       await probe(load);
-      if (loads.some((l) => l.load.origin === load.origin))
-        usage(`"${def.name}" does not start a fedhir server of its own (fedhirServer): nothing to compare`);
+      // A case that does not start fedhir through fedhirServer would ignore the variant.
+      if (!sharedValues.has(fedhirSharedKey(variant)))
+        usage(`"${def.name}" does not start the fedhir server (fedhirServer): no variant to compare`);
       loads.push({ name: variant.name, load });
       log(`  setup ${def.name} (${variant.name}): ready`);
     }

@@ -113,9 +113,14 @@ async function serverCommand(repoRoot: string, variant: FedhirVariant | undefine
   };
 }
 
+/** The run-wide key (`ctx.shared`) of the fedhir server of `variant`, or of the one server of a run. */
+export function fedhirSharedKey(variant: FedhirVariant | undefined): string {
+  return variant ? `fedhir:${variant.name}` : 'fedhir';
+}
+
 export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
   const variant = ctx.variant;
-  return ctx.shared<Fedhir>(variant ? `fedhir:${variant.name}` : 'fedhir', async (sctx) => {
+  return ctx.shared<Fedhir>(fedhirSharedKey(variant), async (sctx) => {
     const idp = await sctx.spawnRef('userinfo-server');
     const port = await sctx.freePort();
     const origin = `http://127.0.0.1:${port}`;
@@ -125,7 +130,7 @@ export function fedhirServer(ctx: CaseContext): Promise<Fedhir> {
     const start = () =>
       sctx.spawn(command.file, {
         nodeArgs: command.nodeArgs,
-        name: variant ? `fedhir:${variant.name}` : 'fedhir',
+        name: fedhirSharedKey(variant),
         env: {
           ...command.env,
           PORT: String(port),

@@ -176,10 +176,7 @@ export class JwsSigner {
       else pending.resolve(token);
     }
     if (this.pending.size === 0) {
-      // Not once close() has begun: it terminates the thread, and a result that arrives meanwhile
-      // (Node delivers queued messages before 'exit') must not unref a thread whose exit close() awaits —
-      // with nothing else alive the event loop would end with close() still pending.
-      if (!this.closed) this.worker?.unref();
+      this.worker?.unref();
       this.drained?.();
     }
   }
@@ -208,6 +205,9 @@ export class JwsSigner {
         };
       });
     }
+    // Forgotten before it is stopped: terminate() refs the thread until it exits, and an answer
+    // still on its way (Node delivers queued messages before 'exit') must find no thread to unref,
+    // or with nothing else alive the event loop would end with close() pending.
     const worker = this.worker;
     this.worker = undefined;
     await worker?.terminate();

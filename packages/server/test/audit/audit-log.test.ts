@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { AUDIT_ACTIONS, cleanReason, toAuditRecord } from '../../src/audit/audit-event.ts';
 import { type AuditEvent, AuditLog, type AuditLogger } from '../../src/audit/audit-log.ts';
-import { AuditStore } from '../../src/audit/audit-store.ts';
+import { AuditStore, insertParameters } from '../../src/audit/audit-store.ts';
 import type { Db, Queryable } from '../../src/storage/db.ts';
 import { MIGRATIONS, migrate } from '../../src/storage/migrations/index.ts';
 import { ResourceRepository } from '../../src/storage/resources.ts';
@@ -47,6 +47,34 @@ function capture(): AuditLogger & { lines: { obj: object; msg: string }[] } {
     error: (obj, msg) => lines.push({ obj, msg }),
   };
 }
+
+test('a batch sends a value its events share once, and per-event values as arrays', () => {
+  const token = (userId: string | undefined) =>
+    toAuditRecord({
+      action: 'token',
+      outcome: 'success',
+      ip: '192.0.2.1',
+      userId,
+      clientId: CLIENT,
+      projectId: PROJECT,
+    });
+  const batch = [token(USER), token(undefined), token(USER)];
+  const params = insertParameters(batch);
+  // $1–$10: id, recorded, then project, action, outcome, reason, ip, user, client, login; $11–$18: the shared values.
+  assert.equal(params.length, 18);
+  assert.deepEqual(
+    params[0],
+    batch.map((r) => r.id),
+  );
+  assert.deepEqual(
+    params[1],
+    batch.map((r) => r.recorded),
+  );
+  const [project, action, outcome, reason, ip, user, client, login] = params.slice(2, 10);
+  for (const shared of [project, action, outcome, reason, ip, client, login]) assert.deepEqual(shared, []);
+  assert.deepEqual(user, [USER, null, USER]);
+  assert.deepEqual(params.slice(10), [PROJECT, 'token', 0, null, '192.0.2.1', null, CLIENT, null]);
+});
 
 for (const engine of ENGINES) {
   describe(`AuditLog on ${engine}`, () => {

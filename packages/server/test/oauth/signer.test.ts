@@ -203,6 +203,27 @@ test('close() lets signatures in flight finish, then refuses new ones', async ()
   await assert.rejects(signer.sign(header('k1'), '{}', privateKey), /closed/);
 });
 
+test('close() that gives up waiting while an answer is on its way still waits for the thread to stop', async () => {
+  const signer = new JwsSigner();
+  const { privateKey } = await es256();
+  await signer.sign(header('k1'), '{}', privateKey);
+  const inFlight = signer.sign(header('k1'), '{"late":true}', privateKey).then(
+    () => 'signed',
+    (err: Error) => err.message,
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  // close(0) starts its timer, then this thread is busy while the answer arrives: when the event loop
+  // resumes, the timer runs before the answer is delivered, so the answer comes after terminate()
+  // began. Were the thread still the signer's then, the answer would unref it and, with nothing else
+  // alive, the event loop would end with close() pending (node:test: cancelled; checked by making
+  // close() forget the thread only after terminate()).
+  const closing = signer.close(0);
+  const busyUntil = Date.now() + 300;
+  while (Date.now() < busyUntil);
+  await closing;
+  assert.match(await inFlight, /^signed$|closed/);
+});
+
 test('token endpoint: a signing thread that dies mid-request → 503 temporarily_unavailable; the next request gets its token', async () => {
   const server = await startServer('pglite', NO_FAILURE_LIMITS);
   try {
