@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from './config.ts';
 import { resolveSecretKey } from './services/secret-key.ts';
+import { autovacuumProblems } from './storage/autovacuum-check.ts';
 import { DataDirInUse, openStorage } from './storage/open.ts';
 import { startEmbeddedMaintenance } from './storage/pglite/maintenance.ts';
 
@@ -76,6 +77,20 @@ async function main(): Promise<void> {
           onError: (err) => app.log.warn({ err }, 'embedded database maintenance failed'),
         })
       : undefined;
+
+  if (db.engine === 'postgres') {
+    // Not fatal (a DBA may vacuum by hand), but said once at start: see storage/autovacuum-check.ts.
+    autovacuumProblems(db).then(
+      (problems) => {
+        if (problems.length === 0) return;
+        app.log.warn(
+          { problems },
+          'PostgreSQL will not ANALYZE or VACUUM these tables by itself: plans go stale as logins, refresh tokens and audit events grow, and dead rows stay; enable autovacuum or run VACUUM (ANALYZE) regularly',
+        );
+      },
+      (err: Error) => app.log.warn({ err }, 'could not read the autovacuum settings'),
+    );
+  }
 
   // Plain stdout, not the structured log: the generated password is shown once and never logged.
   const lines = [``, `fedhir is running at ${config.baseUrl}`, `  storage: ${db.engine}`];
