@@ -43,6 +43,12 @@ SECRET_KEY="$(cat /run/secrets/fedhir-secret-key)" \\
 ADMIN_EMAIL=ops@example.com ADMIN_PASSWORD=… \\
 HOST=0.0.0.0 TRUST_PROXY=true npm start
 \`\`\`
+
+PostgreSQL's autovacuum keeps the statistics and dead rows of fedhir's tables in check (logins,
+refresh tokens and audit events grow with every sign-in and token). When it is off, for the server
+(\`autovacuum\` or \`track_counts\`) or for one of fedhir's tables (\`autovacuum_enabled\`), each
+instance says so in a warning at start (\`storage/autovacuum-check.ts\`); then run
+\`VACUUM (ANALYZE)\` on a schedule yourself.
 `;
 }
 
