@@ -20,6 +20,8 @@ export interface Config {
   dataDir: string;
   /** PostgreSQL connection string; when set, the embedded database is not used. */
   databaseUrl: string | undefined;
+  /** Named prepared statements on PostgreSQL (storage/postgres.ts). */
+  databasePreparedStatements: boolean;
   /** Redis connection string; when set, caches, rate limits and invalidation are shared. */
   redisUrl: string | undefined;
   adminEmail: string | undefined;
@@ -90,6 +92,12 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
     default: '(unset)',
     description:
       'PostgreSQL connection string (`postgres://user:pass@host:5432/db`). When set, the embedded database is not used and `SECRET_KEY` is required.',
+  },
+  {
+    name: 'DATABASE_PREPARED_STATEMENTS',
+    default: 'true',
+    description:
+      'With `DATABASE_URL`: send statements as named prepared statements, parsed and planned once per connection instead of on every request (at most 256 per connection). Set to `false` behind a pooler that moves statements between server connections (PgBouncer in transaction mode without `max_prepared_statements`).',
   },
   {
     name: 'REDIS_URL',
@@ -183,9 +191,10 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
-function readBool(env: Env, name: string): boolean {
+function readBool(env: Env, name: string, fallback = false): boolean {
   const raw = readString(env, name)?.toLowerCase();
-  if (raw === undefined || raw === 'false' || raw === '0' || raw === 'no') return false;
+  if (raw === undefined) return fallback;
+  if (raw === 'false' || raw === '0' || raw === 'no') return false;
   if (raw === 'true' || raw === '1' || raw === 'yes') return true;
   throw new ConfigError(name, `must be true or false, got "${raw}"`);
 }
@@ -270,6 +279,7 @@ export function loadConfig(env: Env = process.env): Config {
     baseUrl: base.href,
     dataDir: readString(env, 'DATA_DIR') ?? './data',
     databaseUrl,
+    databasePreparedStatements: readBool(env, 'DATABASE_PREPARED_STATEMENTS', true),
     redisUrl: readUrl(env, 'REDIS_URL', ['redis:', 'rediss:']),
     adminEmail,
     adminPassword: adminPassword === '' ? undefined : adminPassword,

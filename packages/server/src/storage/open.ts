@@ -53,7 +53,7 @@ export async function openStorage(config: Config): Promise<Db> {
   if (config.databaseUrl) {
     // Loaded only when used: the embedded server never loads the PostgreSQL driver.
     const { createPostgresDb } = await import('./postgres.ts');
-    return createPostgresDb(config.databaseUrl);
+    return createPostgresDb(config.databaseUrl, { preparedStatements: config.databasePreparedStatements });
   }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const unlock = lockDataDir(config.dataDir);

@@ -1,8 +1,56 @@
 import pg from 'pg';
-import type { Db, Queryable } from './db.ts';
+import { type Db, pgErrorCode, type Queryable } from './db.ts';
+
+/** Most distinct statements a process names, so most prepared statements a connection holds. */
+export const MAX_PREPARED_STATEMENTS = 256;
+
+/**
+ * Names for statements, so `pg` sends each as a named prepared statement: parsed and planned once per
+ * connection, then only bound and executed (PostgreSQL, "PREPARE"). Unnamed, PostgreSQL parses and
+ * plans every statement on every request; on the benchmark's two cores, shared with the server,
+ * naming them served 1.32× the bearer-protected FHIR reads (docs/performance.md, 2026-12-06 III).
+ *
+ * Bounded: the first {@link MAX_PREPARED_STATEMENTS} distinct texts get names and keep them; later
+ * ones run unnamed. A prepared statement lives as long as its connection, so without the bound
+ * statements built per request (FHIR search) would grow every connection's memory on the server.
+ */
+class StatementNames {
+  private readonly names = new Map<string, string>();
+  private issued = 0;
+
+  nameOf(sql: string): string | undefined {
+    const name = this.names.get(sql);
+    if (name !== undefined || this.names.size >= MAX_PREPARED_STATEMENTS) return name;
+    return this.rename(sql);
+  }
+
+  /** A fresh name: each connection prepares the text again under it. */
+  rename(sql: string): string {
+    const name = `fedhir_${this.issued++}`;
+    this.names.set(sql, name);
+    return name;
+  }
+}
+
+/**
+ * SQLSTATE 0A000 "cached plan must not change result type": a prepared statement whose result
+ * columns changed since it was prepared (another instance's migration altered a table it reads).
+ */
+const STALE_PLAN = '0A000';
+
+export interface PostgresOptions {
+  /** Most connections of this instance. Default 20. */
+  max?: number;
+  /**
+   * Named prepared statements (default true). Off behind a pooler that moves one client's statements
+   * across server connections, where a statement prepared on one is missing on the next (PgBouncer in
+   * transaction mode without `max_prepared_statements`).
+   */
+  preparedStatements?: boolean;
+}
 
 /** A `pg` pool. Sizing: every instance keeps at most `max` connections; see docs/deployment.md. */
-export function createPostgresDb(connectionString: string, options: { max?: number } = {}): Db {
+export function createPostgresDb(connectionString: string, options: PostgresOptions = {}): Db {
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 20,
@@ -15,9 +63,23 @@ export function createPostgresDb(connectionString: string, options: { max?: numb
   // An idle client that loses its connection (PostgreSQL restart) must not crash the process.
   pool.on('error', () => {});
 
+  const names = options.preparedStatements === false ? undefined : new StatementNames();
   const run = async <T>(client: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]) => {
-    const result = await client.query(sql, params as unknown[] | undefined);
-    return result.rows as T[];
+    const values = params as unknown[] | undefined;
+    // Statements without parameters go as simple queries (they may hold several statements).
+    const name = values && values.length > 0 ? names?.nameOf(sql) : undefined;
+    if (name === undefined) return (await client.query(sql, values)).rows as T[];
+    try {
+      return (await client.query({ name, text: sql, values })).rows as T[];
+    } catch (err) {
+      if (pgErrorCode(err) !== STALE_PLAN || !names) throw err;
+      // Prepared again under a new name on every connection. Outside a transaction the statement is
+      // retried at once; inside one the transaction is already aborted and fails as a whole.
+      const fresh = names.rename(sql);
+      if (client instanceof pg.Pool)
+        return (await client.query({ name: fresh, text: sql, values })).rows as T[];
+      throw err;
+    }
   };
 
   return {
