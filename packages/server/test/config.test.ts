@@ -66,3 +66,12 @@ test('ALLOW_PRIVATE_IDP_URLS accepts hosts, addresses and CIDRs', () => {
 test('docs/configuration.md is generated from the code and up to date (npm run docs:config)', () => {
   assert.equal(readFileSync(CONFIG_DOC_PATH, 'utf8'), renderConfigDoc());
 });
+
+test('DATABASE_PREPARED_STATEMENTS: on unless set false; anything else is refused', () => {
+  assert.equal(loadConfig({}).databasePreparedStatements, true);
+  assert.equal(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).databasePreparedStatements, false);
+  assert.equal(loadConfig({ DATABASE_PREPARED_STATEMENTS: '1' }).databasePreparedStatements, true);
+  // The other booleans keep their default (off).
+  assert.equal(loadConfig({}).trustProxy, false);
+  assert.throws(() => loadConfig({ DATABASE_PREPARED_STATEMENTS: 'maybe' }), /DATABASE_PREPARED_STATEMENTS/);
+});

@@ -1,7 +1,12 @@
 import pg from 'pg';
 import { type Db, pgErrorCode, type Queryable } from './db.ts';
 
-/** Most distinct statements a process names, so most prepared statements a connection holds. */
+/**
+ * Most distinct statements a process names, so what a connection holds prepared — plus one per
+ * rename after SQLSTATE 0A000 (the old name stays prepared on connections that had it; renames
+ * follow migrations only). The embedded engine keeps the same number (pglite/prepared.js), with
+ * eviction, which `pg` cannot do: it has no way to forget a statement it prepared.
+ */
 export const MAX_PREPARED_STATEMENTS = 256;
 
 /**
