@@ -10,6 +10,8 @@
  *   --ab VARIANTS    paired A/B of fedhir variants on one fedhir case (lib/ab.ts): a JSON array, or a
  *                    file holding one, of {"name", "nodeArgs"?, "env"?, "root"?}; with --pairs N
  *                    (default 12) and --seconds S per variant and pair (default 4)
+ *   --fresh-database with BENCH_DATABASE_URL: run on `<its database>_fresh`, dropped and created
+ *                    empty first (lib/fresh-database.ts), so production runs start from equal tables
  *
  * Engine: PGlite (embedded) by default; PostgreSQL when BENCH_DATABASE_URL is set (and Redis at
  * BENCH_REDIS_URL, for the server under test). Every server is a child process on 127.0.0.1; every
@@ -25,6 +27,7 @@ import { parseVariants, renderAb, runPairs } from './lib/ab.ts';
 import type { BenchCase, CaseContext, CaseTotals, FedhirVariant, RefName } from './lib/case.ts';
 import { type CaseRun, SIGN_CEILING, summarize } from './lib/evaluate.ts';
 import { fedhirSharedKey } from './lib/fedhir.ts';
+import { freshDatabase } from './lib/fresh-database.ts';
 import { type LoadSpec, type Measurement, measure } from './lib/measure.ts';
 import { probe } from './lib/probe.ts';
 import { writeResults } from './lib/results.ts';
@@ -78,6 +81,7 @@ const { values: opt } = parseArgs({
     ab: { type: 'string' },
     pairs: { type: 'string' },
     seconds: { type: 'string' },
+    'fresh-database': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -96,6 +100,18 @@ if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) usage('--rounds must
 if (!Number.isFinite(durationSec) || durationSec <= 0) usage('--duration must be a positive number');
 if (!quick && (durationSec < 10 || durationSec > 15))
   usage('--duration must be 10–15 s (shared/spec/performance.md, Method); use --quick for a short smoke run');
+
+async function chooseDatabase(url: string | undefined): Promise<string | undefined> {
+  if (!opt['fresh-database']) return url;
+  if (!url) usage('--fresh-database needs BENCH_DATABASE_URL (the embedded engine starts empty anyway)');
+  try {
+    const fresh = await freshDatabase(url);
+    log(`bench: fresh database ${new URL(fresh).pathname.slice(1)}`);
+    return fresh;
+  } catch (e) {
+    usage(`--fresh-database: could not create the database: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
 
 function usage(msg: string): never {
   log(`bench: ${msg}`);
@@ -184,7 +200,7 @@ process.on('exit', () => {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 
-const databaseUrl = process.env.BENCH_DATABASE_URL || undefined;
+const databaseUrl = await chooseDatabase(process.env.BENCH_DATABASE_URL || undefined);
 const redisUrl = process.env.BENCH_REDIS_URL || undefined;
 const engine = databaseUrl ? 'postgres' : 'pglite';
 

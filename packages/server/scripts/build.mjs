@@ -27,7 +27,10 @@ const ENTRY_POINTS = {
   worker: 'src/storage/pglite/worker.js',
   'sign-worker': 'src/oauth/sign-worker.js',
 };
-/** The file in dist/ where a build records what it was built from ({@link inputsFingerprint}). */
+/**
+ * The file in dist/ where a build records what it was built from ({@link inputsFingerprint}) and the
+ * JavaScript files it wrote (entry points and the chunks they import), as JSON ({@link writeStamp}).
+ */
 export const STAMP = '.build-inputs';
 
 /**
@@ -49,15 +52,33 @@ export function inputsFingerprint(dir = root) {
   return hash.digest('hex');
 }
 
-/** Whether `dir`/dist holds a build of the sources as they are now (the package by default). */
+/**
+ * Records in `dir`/dist that it holds a build of `inputs` made of the `outputs` (paths in dist/).
+ * @param {string} dir
+ * @param {string} inputs
+ * @param {readonly string[]} outputs
+ */
+export function writeStamp(dir, inputs, outputs) {
+  const scripts = outputs.filter((file) => file.endsWith('.js')).sort();
+  writeFileSync(join(dir, 'dist', STAMP), `${JSON.stringify({ inputs, outputs: scripts })}\n`);
+}
+
+/**
+ * Whether `dir`/dist holds a build of the sources as they are now (the package by default): the stamp
+ * names today's fingerprint, and every script that build wrote is still there — a chunk deleted by
+ * hand would otherwise start a server that fails on its first import of it.
+ */
 export function isBuildCurrent(dir = root) {
   const dist = join(dir, 'dist');
-  if (!Object.keys(ENTRY_POINTS).every((name) => existsSync(join(dist, `${name}.js`)))) return false;
+  let stamp;
   try {
-    return readFileSync(join(dist, STAMP), 'utf8') === inputsFingerprint(dir);
+    stamp = JSON.parse(readFileSync(join(dist, STAMP), 'utf8'));
   } catch {
-    return false;
+    return false; // never built by this script, or by a version with another stamp format
   }
+  if (stamp?.inputs !== inputsFingerprint(dir) || !Array.isArray(stamp.outputs)) return false;
+  const scripts = [...Object.keys(ENTRY_POINTS).map((name) => `${name}.js`), ...stamp.outputs];
+  return scripts.every((file) => typeof file === 'string' && existsSync(join(dist, file)));
 }
 
 /** Builds dist/ and removes what an earlier build left there (chunk names carry a content hash). */
@@ -88,7 +109,7 @@ export async function build() {
   for (const file of readdirSync(outDir)) {
     if (!written.has(file)) rmSync(join(outDir, file), { force: true, recursive: true });
   }
-  writeFileSync(join(outDir, STAMP), fingerprint);
+  writeStamp(root, fingerprint, [...written]);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

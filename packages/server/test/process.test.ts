@@ -142,4 +142,48 @@ if (process.env.TEST_DATABASE_URL) {
       await drop();
     }
   });
+
+  test('production mode warns at start, in the log, when PostgreSQL will not autovacuum its tables', async () => {
+    const { url, drop } = await createThrowawayPostgres();
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: url });
+    const env = { DATABASE_URL: url, SECRET_KEY: 'y'.repeat(48), DATA_DIR: tempDataDir() };
+    const warning = 'PostgreSQL will not ANALYZE or VACUUM these tables by itself';
+    const startOnce = async () => {
+      const port = await freePort();
+      const proc = spawnServer({ ...env, PORT: String(port) });
+      try {
+        await waitHealthy(`http://127.0.0.1:${port}/`, proc);
+        // The check runs after listening: give its two reads a moment, bounded.
+        for (let i = 0; i < 50 && !proc.output().includes(warning); i++)
+          await new Promise((r) => setTimeout(r, 100));
+        return proc.output();
+      } finally {
+        await stop(proc);
+      }
+    };
+    try {
+      await client.connect();
+      const first = await startOnce();
+      // Server-wide switches are the machine's (CI's PostgreSQL runs with autovacuum off): the log
+      // must say exactly what pg_settings says.
+      const off = await client.query(
+        "SELECT name FROM pg_settings WHERE name IN ('autovacuum', 'track_counts') AND setting = 'off' ORDER BY name",
+      );
+      for (const { name } of off.rows) assert.match(first, new RegExp(`the server runs with ${name} = off`));
+      if (off.rows.length === 0) assert.doesNotMatch(first, new RegExp(warning));
+      assert.doesNotMatch(first, /autovacuum is disabled for/);
+
+      await client.query('ALTER TABLE audit_event SET (autovacuum_enabled = off)');
+      const second = await startOnce();
+      const line = second.split('\n').find((l) => l.includes(warning));
+      assert.ok(line, `no warning in:\n${second}`);
+      const entry = JSON.parse(line) as { level: number; problems: string[] };
+      assert.equal(entry.level, 40, 'logged at warn');
+      assert.ok(entry.problems.includes('autovacuum is disabled for audit_event'), line);
+    } finally {
+      await client.end();
+      await drop();
+    }
+  });
 }

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { inputsFingerprint, isBuildCurrent, STAMP } from '../scripts/build.mjs';
+import { inputsFingerprint, isBuildCurrent, STAMP, writeStamp } from '../scripts/build.mjs';
 import { parseStartScript, startCommand } from '../scripts/start-command.mjs';
 
 const readManifest = (url: URL) =>
@@ -65,8 +65,9 @@ test('build --if-stale: dist/ is current until a source is added, changed, touch
     'tsconfig.json',
   ];
   for (const file of files) writeFileSync(join(dir, file), `// ${file}\n`);
-  for (const name of ['main', 'worker', 'sign-worker']) writeFileSync(join(dir, 'dist', `${name}.js`), '');
-  const stamp = () => writeFileSync(join(dir, 'dist', STAMP), inputsFingerprint(dir));
+  const outputs = ['main.js', 'worker.js', 'sign-worker.js', 'chunk-ABC123.js', 'main.js.map'];
+  for (const file of outputs) writeFileSync(join(dir, 'dist', file), '');
+  const stamp = () => writeStamp(dir, inputsFingerprint(dir), outputs);
 
   assert.equal(isBuildCurrent(dir), false, 'no stamp: never built by this script');
   stamp();
@@ -90,6 +91,15 @@ test('build --if-stale: dist/ is current until a source is added, changed, touch
     stamp();
     assert.equal(isBuildCurrent(dir), true, `${what}, then built`);
   }
+  rmSync(join(dir, 'dist', 'main.js.map'));
+  assert.equal(isBuildCurrent(dir), true, 'a source map is not needed to run');
+  rmSync(join(dir, 'dist', 'chunk-ABC123.js'));
+  assert.equal(isBuildCurrent(dir), false, 'a chunk the build wrote missing from dist/');
+  writeFileSync(join(dir, 'dist', 'chunk-ABC123.js'), '');
+  assert.equal(isBuildCurrent(dir), true, 'the chunk back');
   rmSync(join(dir, 'dist', 'worker.js'));
   assert.equal(isBuildCurrent(dir), false, 'an entry point missing from dist/');
+  writeFileSync(join(dir, 'dist', 'worker.js'), '');
+  writeFileSync(join(dir, 'dist', STAMP), inputsFingerprint(dir));
+  assert.equal(isBuildCurrent(dir), false, "an earlier version's stamp (the bare fingerprint)");
 });
