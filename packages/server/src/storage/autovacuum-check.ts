@@ -1,8 +1,5 @@
 import type { Queryable } from './db.ts';
 
-/** The spellings PostgreSQL's boolean input accepts for false (a table's `autovacuum_enabled`). */
-const FALSE_WORDS = ['false', 'off', 'no', '0', 'f', 'n'];
-
 /**
  * Why PostgreSQL will not maintain fedhir's tables, or an empty list when it will.
  *
@@ -23,13 +20,16 @@ export async function autovacuumProblems(db: Queryable): Promise<string[]> {
   for (const { name, setting } of settings) {
     if (setting === 'off') problems.push(`the server runs with ${name} = off`);
   }
+  // reloptions keep the value as it was written (`off`, `0`, `'fals'`…): PostgreSQL's own boolean
+  // input reads it, as it did when it accepted the option, instead of a list of spellings here.
   const tables = await db.query<{ relname: string }>(
     `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = current_schema() AND c.relkind = 'r'
        AND EXISTS (SELECT 1 FROM unnest(c.reloptions) AS o
-                   WHERE lower(o) = ANY($1::text[]))
+                   -- CASE: SQL does not promise to test the prefix before the cast.
+                   WHERE CASE WHEN starts_with(o, 'autovacuum_enabled=')
+                     THEN NOT substr(o, length('autovacuum_enabled=') + 1)::boolean END)
      ORDER BY c.relname`,
-    [FALSE_WORDS.map((word) => `autovacuum_enabled=${word}`)],
   );
   if (tables.length > 0) {
     problems.push(`autovacuum is disabled for ${tables.map((t) => t.relname).join(', ')}`);
